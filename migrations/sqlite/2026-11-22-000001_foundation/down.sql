@@ -1,0 +1,10 @@
+DROP TABLE audit_log;
+DROP TABLE app_secrets;
+DROP TABLE job_runs;
+DROP TABLE mail_outbox;
+DROP TABLE media;
+DROP TABLE login_throttle;
+DROP TABLE email_tokens;
+DROP TABLE sessions;
+DROP TABLE user_roles;
+DROP TABLE users;

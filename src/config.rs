@@ -1,0 +1,157 @@
+//! Settings from the environment, parsed and validated once at start. Secrets are never printed
+//! (`Debug` redacts them).
+
+use std::time::Duration;
+
+use crate::error::AppError;
+
+#[derive(Clone)]
+pub struct Settings {
+    /// `postgres://…` or a SQLite path / `sqlite://path`. Default `sqlite://haodian.db`.
+    pub database_url: String,
+    pub bind: String,
+    /// Public base URL used in email links, e.g. `https://haodian.example`.
+    pub base_url: String,
+    /// Server secret for CSRF tokens; when unset one is generated and kept in the database so
+    /// every node shares it.
+    pub secret: Option<String>,
+    /// `smtp://…`, `smtps://…`, `file://DIR` or `log`.
+    pub mail_url: String,
+    pub mail_from: String,
+    pub tz: chrono_tz::Tz,
+    pub pool_size: u32,
+    pub workers: usize,
+    pub sqlite_synchronous: String,
+    pub session_idle: Duration,
+    pub session_absolute: Duration,
+    /// Always mark cookies Secure (otherwise only when the request came over https).
+    pub cookie_secure: bool,
+    /// Trust X-Forwarded-For / Forwarded for the client address (only behind your own proxy).
+    pub trust_proxy: bool,
+    pub login_max_failures_account: i64,
+    pub login_max_failures_ip: i64,
+    pub login_base_delay_secs: i64,
+    pub login_max_delay_secs: i64,
+    pub max_avatar_bytes: usize,
+    pub scheduler_interval: Duration,
+    pub log_json: bool,
+    /// Optional bearer token required for `/metrics`.
+    pub metrics_token: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("bind", &self.bind)
+            .field("base_url", &self.base_url)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("mail_url", &redact_url(&self.mail_url))
+            .field("tz", &self.tz)
+            .field("pool_size", &self.pool_size)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hides the password part of a URL.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn var(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse<T: std::str::FromStr>(key: &str, default: T) -> Result<T, AppError> {
+    match var(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| AppError::Internal(format!("{key}: cannot parse {v:?}"))),
+    }
+}
+
+fn flag(key: &str) -> Result<bool, AppError> {
+    match var(key).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("0") | Some("false") | Some("no") => Ok(false),
+        Some("1") | Some("true") | Some("yes") => Ok(true),
+        Some(other) => Err(AppError::Internal(format!(
+            "{key}: expected 1/0/true/false, got {other:?}"
+        ))),
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, AppError> {
+        let bind = var("HAODIAN_BIND").unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        let tz_name = var("HAODIAN_TZ").unwrap_or_else(|| "Asia/Shanghai".to_string());
+        let tz: chrono_tz::Tz = tz_name.parse().map_err(|_| {
+            AppError::Internal(format!("HAODIAN_TZ: unknown time zone {tz_name:?}"))
+        })?;
+        let sync = var("HAODIAN_SQLITE_SYNCHRONOUS")
+            .unwrap_or_else(|| "FULL".to_string())
+            .to_ascii_uppercase();
+        if !matches!(sync.as_str(), "FULL" | "NORMAL" | "EXTRA") {
+            return Err(AppError::Internal(format!(
+                "HAODIAN_SQLITE_SYNCHRONOUS: expected FULL, NORMAL or EXTRA, got {sync:?}"
+            )));
+        }
+        let secret = var("HAODIAN_SECRET");
+        if let Some(s) = &secret {
+            if s.len() < 32 {
+                return Err(AppError::Internal(
+                    "HAODIAN_SECRET: must be at least 32 characters".into(),
+                ));
+            }
+        }
+        let default_workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let s = Settings {
+            database_url: var("DATABASE_URL").unwrap_or_else(|| "sqlite://haodian.db".into()),
+            base_url: var("HAODIAN_BASE_URL")
+                .unwrap_or_else(|| format!("http://{bind}"))
+                .trim_end_matches('/')
+                .to_string(),
+            bind,
+            secret,
+            mail_url: var("MAIL_URL").unwrap_or_else(|| "file://mail".into()),
+            mail_from: var("MAIL_FROM")
+                .unwrap_or_else(|| "haodian <no-reply@haodian.local>".into()),
+            tz,
+            pool_size: parse("HAODIAN_POOL_SIZE", 10)?,
+            workers: parse("HAODIAN_WORKERS", default_workers)?,
+            sqlite_synchronous: sync,
+            session_idle: Duration::from_secs(
+                60 * parse::<u64>("HAODIAN_SESSION_IDLE_MINUTES", 720)?,
+            ),
+            session_absolute: Duration::from_secs(
+                3600 * parse::<u64>("HAODIAN_SESSION_ABSOLUTE_HOURS", 24 * 14)?,
+            ),
+            cookie_secure: flag("HAODIAN_COOKIE_SECURE")?,
+            trust_proxy: flag("HAODIAN_TRUST_PROXY")?,
+            login_max_failures_account: parse("HAODIAN_LOGIN_MAX_FAILURES", 5)?,
+            login_max_failures_ip: parse("HAODIAN_LOGIN_MAX_FAILURES_IP", 30)?,
+            login_base_delay_secs: parse("HAODIAN_LOGIN_BASE_DELAY_SECS", 30)?,
+            login_max_delay_secs: parse("HAODIAN_LOGIN_MAX_DELAY_SECS", 900)?,
+            max_avatar_bytes: parse("HAODIAN_MAX_AVATAR_BYTES", 2 * 1024 * 1024)?,
+            scheduler_interval: Duration::from_secs(parse("HAODIAN_SCHEDULER_SECS", 15)?),
+            log_json: var("HAODIAN_LOG_FORMAT").as_deref() == Some("json"),
+            metrics_token: var("HAODIAN_METRICS_TOKEN"),
+        };
+        if s.pool_size == 0 || s.workers == 0 {
+            return Err(AppError::Internal(
+                "HAODIAN_POOL_SIZE and HAODIAN_WORKERS must be at least 1".into(),
+            ));
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,224 @@
+//! Database access for both backends from one codebase.
+//!
+//! `DbConn` is a diesel `MultiConnection` over PostgreSQL and SQLite; the backend is chosen by
+//! the URL scheme (never by trial, so a mistyped PostgreSQL URL can not silently create a SQLite
+//! file). SQLite connections get their pragmas when they are opened, and every writing
+//! transaction on SQLite starts with `BEGIN IMMEDIATE` (see [`write_tx`]).
+
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::R2D2Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::AppError;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Runs `$body` with `$c` bound to the backend's own connection type. The escape hatch for
+/// what the multi-backend enum can not express (upserts, multi-row inserts).
+#[macro_export]
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Postgres($c) => $body,
+            $crate::db::DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+impl DbConn {
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConn::Postgres(_) => Backend::Postgres,
+            DbConn::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+/// SQLite file path from a `sqlite://path`, `sqlite:path` or bare path URL.
+pub fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
+}
+
+/// r2d2 manager that picks the backend by URL scheme and applies SQLite pragmas.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: String,
+    sqlite_synchronous: String,
+}
+
+impl Manager {
+    pub fn new(url: &str, sqlite_synchronous: &str) -> Manager {
+        Manager {
+            url: url.to_string(),
+            sqlite_synchronous: sqlite_synchronous.to_string(),
+        }
+    }
+
+    pub fn establish(&self) -> Result<DbConn, diesel::r2d2::Error> {
+        match Backend::of_url(&self.url) {
+            Backend::Postgres => diesel::PgConnection::establish(&self.url)
+                .map(DbConn::Postgres)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                let mut c = diesel::SqliteConnection::establish(sqlite_path(&self.url))
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // busy_timeout first: switching to WAL itself may wait for another writer.
+                c.batch_execute(&format!(
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+                    self.sqlite_synchronous
+                ))
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConn::Sqlite(c))
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        self.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        per_backend!(conn, |c| c.is_broken())
+    }
+}
+
+/// Builds the pool. Fails fast (with the database's own message) when the database can not be
+/// reached, so the CLI can print one clear line.
+pub fn build_pool(url: &str, size: u32, sqlite_synchronous: &str) -> Result<Pool, AppError> {
+    let manager = Manager::new(url, sqlite_synchronous);
+    // Probe once so the error is the driver's, not r2d2's generic timeout.
+    manager
+        .establish()
+        .map_err(|e| AppError::Internal(format!("cannot connect to database: {e}")))?;
+    r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(10))
+        .build(manager)
+        .map_err(|e| AppError::Internal(format!("cannot connect to database: {e}")))
+}
+
+/// Runs pending migrations of the connection's backend. On PostgreSQL an advisory lock keeps
+/// several nodes that start at once from migrating concurrently.
+pub fn migrate(conn: &mut DbConn) -> Result<usize, AppError> {
+    let err = |e: Box<dyn std::error::Error + Send + Sync>| {
+        AppError::Internal(format!("migration failed: {e}"))
+    };
+    match conn {
+        DbConn::Postgres(c) => {
+            c.batch_execute("SELECT pg_advisory_lock(7263001)")?;
+            let result = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len())
+                .map_err(err);
+            c.batch_execute("SELECT pg_advisory_unlock(7263001)")?;
+            result
+        }
+        DbConn::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.len())
+            .map_err(err),
+    }
+}
+
+/// A writing unit of work. On SQLite it begins with `BEGIN IMMEDIATE`, so the write lock is
+/// taken up front and a transaction that reads before it writes can not fail with SQLITE_BUSY
+/// half way; inside an open transaction it becomes a savepoint. On PostgreSQL it is a plain
+/// transaction.
+pub fn write_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    let immediate = match conn {
+        DbConn::Sqlite(c) => {
+            let depth = <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::transaction_manager_status_mut(c)
+                .transaction_depth()?;
+            if depth.is_none() {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+                true
+            } else {
+                false
+            }
+        }
+        DbConn::Postgres(_) => false,
+    };
+    if !immediate {
+        return conn.transaction(f);
+    }
+    let result = f(conn);
+    let DbConn::Sqlite(c) = conn else {
+        return Err(diesel::result::Error::BrokenTransactionManager.into());
+    };
+    type Tm = AnsiTransactionManager;
+    match result {
+        Ok(value) => {
+            <Tm as TransactionManager<diesel::SqliteConnection>>::commit_transaction(c)?;
+            Ok(value)
+        }
+        Err(user_error) => {
+            match <Tm as TransactionManager<diesel::SqliteConnection>>::rollback_transaction(c) {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
+                Err(rollback_error) => Err(rollback_error.into()),
+            }
+        }
+    }
+}
+
+/// Whether an error is a unique-constraint violation (same on both backends).
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}

@@ -1,0 +1,147 @@
+// The one hand-written schema shared by both backends: portable types only (BigInt ids,
+// Text, Bool, Double, naive-UTC Timestamp, Binary). `tests/it/schema.rs` checks both
+// backends' migrated catalogs against this file.
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        handle -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        bio -> Text,
+        avatar_media_id -> Nullable<BigInt>,
+        locale -> Nullable<Text>,
+        email_verified_at -> Nullable<Timestamp>,
+        password_changed_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_roles (user_id, role) {
+        user_id -> BigInt,
+        role -> Text,
+        granted_at -> Timestamp,
+        granted_by -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+        ip -> Text,
+        user_agent -> Text,
+    }
+}
+
+diesel::table! {
+    email_tokens (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        purpose -> Text,
+        token_hash -> Text,
+        new_email -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        failures -> BigInt,
+        last_failure_at -> Timestamp,
+        blocked_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    media (id) {
+        id -> BigInt,
+        owner_user_id -> Nullable<BigInt>,
+        content_type -> Text,
+        bytes -> Binary,
+        byte_size -> BigInt,
+        sha256 -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> BigInt,
+        to_addr -> Text,
+        subject -> Text,
+        body_text -> Text,
+        kind -> Text,
+        status -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    job_runs (id) {
+        id -> BigInt,
+        job -> Text,
+        period -> Text,
+        status -> Text,
+        node -> Text,
+        started_at -> Timestamp,
+        heartbeat_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        attempts -> BigInt,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
+    app_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        actor_user_id -> Nullable<BigInt>,
+        action -> Text,
+        subject_type -> Text,
+        subject_id -> Nullable<BigInt>,
+        shop_id -> Nullable<BigInt>,
+        detail -> Text,
+        ip -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(user_roles -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(email_tokens -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    user_roles,
+    sessions,
+    email_tokens,
+    login_throttle,
+    media,
+    mail_outbox,
+    job_runs,
+    app_secrets,
+    audit_log,
+);

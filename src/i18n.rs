@@ -1,0 +1,146 @@
+//! Translations: zh-CN and en, from `locales/*.txt` compiled into the binary.
+//!
+//! File format: one `key = value` per line, `#` starts a comment line, `{name}` is a
+//! placeholder. A test checks both files have exactly the same keys and that every key the
+//! templates and code use exists.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Locale {
+    #[default]
+    ZhCn,
+    En,
+}
+
+pub const LOCALES: [Locale; 2] = [Locale::ZhCn, Locale::En];
+
+impl Locale {
+    pub fn code(self) -> &'static str {
+        match self {
+            Locale::ZhCn => "zh-CN",
+            Locale::En => "en",
+        }
+    }
+    /// The `lang` attribute of `<html>`.
+    pub fn html_lang(self) -> &'static str {
+        match self {
+            Locale::ZhCn => "zh-CN",
+            Locale::En => "en",
+        }
+    }
+    /// Parses a stored or posted code ("zh-CN", "zh", "en", "en-US", case-insensitive).
+    pub fn parse(code: &str) -> Option<Locale> {
+        let c = code.trim().to_ascii_lowercase();
+        if c == "zh" || c.starts_with("zh-") || c.starts_with("zh_") {
+            Some(Locale::ZhCn)
+        } else if c == "en" || c.starts_with("en-") || c.starts_with("en_") {
+            Some(Locale::En)
+        } else {
+            None
+        }
+    }
+    /// Picks the best supported language from an Accept-Language header, honouring q-values.
+    pub fn from_accept_language(header: &str) -> Option<Locale> {
+        let mut best: Option<(f32, Locale)> = None;
+        for part in header.split(',') {
+            let mut it = part.split(';');
+            let tag = it.next().unwrap_or("").trim();
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if let Some(l) = Locale::parse(tag) {
+                if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                    best = Some((q, l));
+                }
+            }
+        }
+        best.map(|(_, l)| l)
+    }
+    fn catalog(self) -> &'static HashMap<&'static str, &'static str> {
+        match self {
+            Locale::ZhCn => &ZH,
+            Locale::En => &EN,
+        }
+    }
+}
+
+pub const ZH_SOURCE: &str = include_str!("../locales/zh-CN.txt");
+pub const EN_SOURCE: &str = include_str!("../locales/en.txt");
+
+static ZH: LazyLock<HashMap<&'static str, &'static str>> =
+    LazyLock::new(|| parse_catalog(ZH_SOURCE));
+static EN: LazyLock<HashMap<&'static str, &'static str>> =
+    LazyLock::new(|| parse_catalog(EN_SOURCE));
+
+/// Parses a catalog file. Lines without `=` are ignored (the key test reports them).
+pub fn parse_catalog(src: &'static str) -> HashMap<&'static str, &'static str> {
+    src.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect()
+}
+
+/// The translation of `key`; a missing key shows as the key itself (and the test suite fails).
+pub fn t(locale: Locale, key: &str) -> String {
+    match locale.catalog().get(key) {
+        Some(v) => v.replace("\\n", "\n"),
+        None => key.to_string(),
+    }
+}
+
+/// Whether `key` exists in the catalog (used to accept only known flash keys).
+pub fn has_key(key: &str) -> bool {
+    ZH.contains_key(key)
+}
+
+/// The translation with `{name}` placeholders filled.
+pub fn tf(locale: Locale, key: &str, args: &[(&str, &str)]) -> String {
+    let mut s = t(locale, key);
+    for (name, value) in args {
+        s = s.replace(&format!("{{{name}}}"), value);
+    }
+    s
+}
+
+/// Formats 分 as ¥12.34.
+pub fn money(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let a = fen.unsigned_abs();
+    format!("{sign}¥{}.{:02}", a / 100, a % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language_honours_quality() {
+        assert_eq!(
+            Locale::from_accept_language("fr;q=1, en-US;q=0.8, zh-CN;q=0.9"),
+            Some(Locale::ZhCn)
+        );
+        assert_eq!(
+            Locale::from_accept_language("en-GB,en;q=0.9"),
+            Some(Locale::En)
+        );
+        assert_eq!(Locale::from_accept_language("fr, de"), None);
+        assert_eq!(
+            Locale::from_accept_language("zh;q=0, en;q=0.1"),
+            Some(Locale::En)
+        );
+    }
+
+    #[test]
+    fn placeholders_and_money() {
+        assert_eq!(money(1234), "¥12.34");
+        assert_eq!(money(5), "¥0.05");
+        assert_eq!(money(-250), "-¥2.50");
+        let s = tf(Locale::En, "error.retry_after", &[("seconds", "30")]);
+        assert!(s.contains("30"), "{s}");
+    }
+}

@@ -1,0 +1,15 @@
+//! haodian (号店): account and shop as one — a server-rendered commerce platform with store
+//! scoring and governance. `main.rs` is a thin CLI over this library.
+#![forbid(unsafe_code)]
+
+pub mod accounts;
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod i18n;
+pub mod jobs;
+pub mod mail;
+pub mod seed;
+pub mod site;
+pub mod web;

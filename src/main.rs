@@ -1,0 +1,257 @@
+//! The `haodian` command: a thin CLI over the library.
+#![forbid(unsafe_code)]
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use haodian::accounts::{service, Role};
+use haodian::app::{self, BuildOptions};
+use haodian::config::Settings;
+use haodian::error::AppError;
+
+#[derive(Parser)]
+#[command(
+    name = "haodian",
+    version,
+    about = "号店一体 — account and shop as one"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web server (migrates first).
+    Serve {
+        /// Listen address, e.g. 0.0.0.0:8080 (default HAODIAN_BIND or 127.0.0.1:8080).
+        #[arg(long)]
+        bind: Option<String>,
+        /// Do not run scheduled jobs in this process.
+        #[arg(long)]
+        no_scheduler: bool,
+        /// Seed demo data when the database is empty.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply pending database migrations.
+    Migrate,
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Seed data.
+    Seed {
+        /// Demo accounts with known passwords.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Scheduled jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a verified account; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        handle: String,
+        /// buyer, creator, merchant, moderator or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Display name (defaults to the handle).
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input (required: passwords never go in arguments).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Run every job that is due now, once.
+    Run,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s)
+        .ok_or_else(|| format!("unknown role {s:?} (buyer, creator, merchant, moderator, admin)"))
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+/// One line for a failed command.
+fn describe(e: &AppError) -> String {
+    match e {
+        AppError::Invalid(fields) => {
+            let parts: Vec<String> = fields
+                .0
+                .iter()
+                .map(|(f, codes)| {
+                    format!(
+                        "{f}: {}",
+                        haodian::i18n::t(
+                            haodian::i18n::Locale::En,
+                            &format!("validation.{}", codes.join(","))
+                        )
+                    )
+                })
+                .collect();
+            format!("invalid input — {}", parts.join("; "))
+        }
+        AppError::Internal(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}", describe(&e));
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(settings.log_json);
+    match run(cli.command, settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
+    match command {
+        Command::Serve {
+            bind,
+            no_scheduler,
+            demo,
+        } => {
+            if let Some(b) = bind {
+                if std::env::var("HAODIAN_BASE_URL").is_err() {
+                    settings.base_url = format!("http://{b}");
+                }
+                settings.bind = b;
+            }
+            actix_web::rt::System::new().block_on(async move {
+                if demo {
+                    let pool = app::open_database(&settings)?;
+                    if let Some(lines) = haodian::seed::demo_if_empty(&mut *pool.get()?)? {
+                        println!("{}", lines.join("\n"));
+                    }
+                }
+                let running = app::build(
+                    settings.clone(),
+                    BuildOptions {
+                        scheduler: !no_scheduler,
+                    },
+                )
+                .await?;
+                let backend = haodian::db::Backend::of_url(&settings.database_url).name();
+                println!("haodian listening on http://{} ({backend})", settings.bind);
+                running.server.await.map_err(AppError::internal)
+            })
+        }
+        Command::Migrate => {
+            let pool =
+                haodian::db::build_pool(&settings.database_url, 1, &settings.sqlite_synchronous)?;
+            let n = haodian::db::migrate(&mut *pool.get()?)?;
+            println!("migrations applied: {n}");
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    handle,
+                    role,
+                    name,
+                    password_stdin: _,
+                },
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .map_err(|e| AppError::Internal(format!("cannot read password from stdin: {e}")))?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let pool = app::open_database(&settings)?;
+            let user = service::create_user(
+                &mut *pool.get()?,
+                &email,
+                &handle,
+                name.as_deref().unwrap_or(&handle),
+                password,
+                role,
+                None,
+            )?;
+            println!(
+                "created {} (@{}, id {}) with role {}",
+                user.email,
+                user.handle,
+                user.id,
+                role.as_str()
+            );
+            Ok(())
+        }
+        Command::Seed { demo } => {
+            if !demo {
+                return Err(AppError::Internal("nothing to seed: pass --demo".into()));
+            }
+            let pool = app::open_database(&settings)?;
+            let lines = haodian::seed::demo(&mut *pool.get()?)?;
+            println!("{}", lines.join("\n"));
+            Ok(())
+        }
+        Command::Jobs {
+            command: JobsCommand::Run,
+        } => {
+            let pool = app::open_database(&settings)?;
+            let transport = haodian::mail::Transport::from_url(&settings.mail_url)?;
+            let outcomes = haodian::jobs::run_due(
+                &pool,
+                &settings,
+                &transport,
+                &app::jobs(),
+                &haodian::jobs::node_name(),
+            );
+            let mut failed = false;
+            for o in outcomes {
+                match (&o.skipped, &o.result) {
+                    (Some(why), _) => println!("{} {}: skipped ({why})", o.job, o.period),
+                    (None, Ok(d)) => println!("{} {}: ok {d}", o.job, o.period),
+                    (None, Err(e)) => {
+                        failed = true;
+                        println!("{} {}: failed: {e}", o.job, o.period)
+                    }
+                }
+            }
+            if failed {
+                Err(AppError::Internal("some jobs failed".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Shared HTTP plumbing that knows no feature: page context, CSRF, flash messages, security
+//! headers, request ids and metrics, error pages, pagination, static files.
+
+pub mod assets;
+pub mod csrf;
+pub mod errors;
+pub mod flash;
+pub mod metrics;
+pub mod observe;
+pub mod pagination;
+
+use actix_web::http::header;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use askama::Template;
+
+use crate::error::{AppError, FieldErrors};
+pub use crate::i18n::Locale;
+pub use csrf::{CsrfExpected, CsrfForm, CsrfMultipart};
+pub use flash::{Flash, FlashLevel};
+pub use pagination::{PageQuery, Paginated};
+
+/// Cookie names.
+pub const SESSION_COOKIE: &str = "hd_sid";
+pub const VISITOR_COOKIE: &str = "hd_vid";
+pub const LANG_COOKIE: &str = "hd_lang";
+pub const FLASH_COOKIE: &str = "hd_flash";
+
+/// Largest urlencoded form body accepted (larger → 413).
+pub const FORM_LIMIT: usize = 64 * 1024;
+
+/// The signed-in user as the layout needs it (menus by role).
+#[derive(Debug, Clone)]
+pub struct NavUser {
+    pub id: i64,
+    pub handle: String,
+    pub display_name: String,
+    pub roles: Vec<String>,
+    pub avatar_url: Option<String>,
+    pub email_verified: bool,
+}
+
+/// What every page template gets: language, CSRF token, the user, a flash message.
+#[derive(Debug, Clone)]
+pub struct PageCtx {
+    pub locale: Locale,
+    pub csrf: String,
+    pub user: Option<NavUser>,
+    pub flash: Option<Flash>,
+    /// Current path and query, for the language switch's return address.
+    pub path: String,
+    pub request_id: String,
+}
+
+impl PageCtx {
+    pub fn t(&self, key: &str) -> String {
+        crate::i18n::t(self.locale, key)
+    }
+    pub fn tf(&self, key: &str, name: &str, value: &str) -> String {
+        crate::i18n::tf(self.locale, key, &[(name, value)])
+    }
+    pub fn has_role(&self, role: &str) -> bool {
+        self.user
+            .as_ref()
+            .is_some_and(|u| u.roles.iter().any(|r| r == role))
+    }
+    pub fn is_staff(&self) -> bool {
+        self.has_role("moderator") || self.has_role("admin")
+    }
+    pub fn lang(&self) -> &'static str {
+        self.locale.html_lang()
+    }
+    pub fn is_en(&self) -> bool {
+        self.locale == Locale::En
+    }
+    /// Translated message for a field's first error, if any.
+    pub fn field_error(&self, errors: &FieldErrors, field: &str) -> Option<String> {
+        errors
+            .first(field)
+            .map(|code| self.t(&format!("validation.{code}")))
+    }
+    pub fn money(&self, fen: &i64) -> String {
+        crate::i18n::money(*fen)
+    }
+}
+
+/// The request id given by [`observe::middleware`].
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub fn request_id(req: &HttpRequest) -> String {
+    req.extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default()
+}
+
+/// Renders a template as a 200 HTML page.
+pub fn render<T: Template>(tpl: &T) -> Result<HttpResponse, AppError> {
+    render_status(actix_web::http::StatusCode::OK, tpl)
+}
+
+pub fn render_status<T: Template>(
+    status: actix_web::http::StatusCode,
+    tpl: &T,
+) -> Result<HttpResponse, AppError> {
+    let body = tpl.render().map_err(AppError::internal)?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body))
+}
+
+/// A 303 redirect (after a POST, or to a page).
+pub fn redirect(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// A 303 redirect that shows a flash message on the next page.
+pub fn redirect_flash(location: &str, level: FlashLevel, key: &str) -> HttpResponse {
+    let mut resp = redirect(location);
+    flash::set(&mut resp, level, key);
+    resp
+}
+
+/// Only local paths are accepted as a return address (no open redirects).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+/// Client address: the peer address, or the proxy-given one when the proxy is trusted.
+pub fn client_ip(req: &HttpRequest, trust_proxy: bool) -> String {
+    let info = req.connection_info();
+    if trust_proxy {
+        if let Some(ip) = info.realip_remote_addr() {
+            return strip_port(ip);
+        }
+    }
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn strip_port(addr: &str) -> String {
+    addr.parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| addr.to_string())
+}
+
+/// Whether cookies must carry `Secure`: forced by config, or the request came over https.
+pub fn is_secure(req: &HttpRequest, force: bool) -> bool {
+    force || req.connection_info().scheme() == "https"
+}
+
+/// Builds a cookie with the project's defaults: HttpOnly, SameSite=Lax, Path=/.
+pub fn cookie<'a>(
+    name: &'a str,
+    value: String,
+    secure: bool,
+    max_age: Option<actix_web::cookie::time::Duration>,
+) -> actix_web::cookie::Cookie<'a> {
+    let mut c = actix_web::cookie::Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Lax)
+        .secure(secure)
+        .finish();
+    if let Some(age) = max_age {
+        c.set_max_age(age);
+    }
+    c
+}
+
+/// A cookie that removes `name`.
+pub fn removal_cookie(name: &str) -> actix_web::cookie::Cookie<'_> {
+    let mut c = actix_web::cookie::Cookie::build(name, "")
+        .path("/")
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Lax)
+        .finish();
+    c.make_removal();
+    c
+}
+
+/// Runs blocking work (database, argon2) off the async workers.
+pub async fn blocking<T, F>(f: F) -> Result<T, AppError>
+where
+    F: FnOnce() -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    actix_web::web::block(f)
+        .await
+        .map_err(|e| AppError::Internal(format!("blocking task failed: {e}")))?
+}
+
+/// Shared application state handed to every handler.
+pub struct AppState {
+    pub pool: crate::db::Pool,
+    pub settings: crate::config::Settings,
+    /// Server secret (CSRF tokens).
+    pub secret: Vec<u8>,
+}
+
+impl AppState {
+    pub fn conn(&self) -> Result<crate::db::PooledConn, AppError> {
+        Ok(self.pool.get()?)
+    }
+}
+
+pub type State = actix_web::web::Data<AppState>;
+
+/// Runs a unit of database work on the blocking pool with a pooled connection.
+pub async fn db<T, F>(state: &State, f: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut crate::db::DbConn, &AppState) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    let st = state.clone();
+    blocking(move || {
+        let mut conn = st.conn()?;
+        f(&mut conn, &st)
+    })
+    .await
+}
