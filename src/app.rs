@@ -39,7 +39,7 @@ pub fn security_headers() -> DefaultHeaders {
 pub fn jobs() -> Vec<Job> {
     vec![
         Job {
-            name: "mail.outbox",
+            name: "outbox.send",
             every_secs: 10,
             run: |ctx| {
                 let r = mail::drain(ctx.conn, ctx.transport, &ctx.settings.mail_from, 500)?;
@@ -55,7 +55,7 @@ pub fn jobs() -> Vec<Job> {
             run: |ctx| {
                 let mut detail =
                     crate::accounts::service::housekeeping(ctx.conn, ctx.settings.session_idle)?;
-                let pruned = jobs::prune_runs(ctx.conn, &["mail.outbox", "housekeeping"], 2)?;
+                let pruned = jobs::prune_runs(ctx.conn, &["outbox.send", "housekeeping"], 2)?;
                 detail.push_str(&format!(" job_runs={pruned}"));
                 Ok(detail)
             },

@@ -99,6 +99,11 @@ fn init_logging(json: bool) {
     }
 }
 
+/// Folds a multi-line message (drivers' errors often have several) into one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// One line for a failed command.
 fn describe(e: &AppError) -> String {
     match e {
@@ -128,7 +133,7 @@ fn main() -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {}", describe(&e));
+            eprintln!("error: {}", one_line(&describe(&e)));
             return ExitCode::from(2);
         }
     };
@@ -136,7 +141,7 @@ fn main() -> ExitCode {
     match run(cli.command, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", describe(&e));
+            eprintln!("error: {}", one_line(&describe(&e)));
             ExitCode::FAILURE
         }
     }

@@ -118,11 +118,9 @@ pub async fn middleware(
         return Ok(res);
     }
     let info = res.response().extensions().get::<ErrorInfo>().cloned();
-    let ctx = http_req
-        .extensions()
-        .get::<PageCtx>()
-        .cloned()
-        .unwrap_or_else(|| super::observe::fallback_ctx(&http_req));
+    // Two statements: the fallback parses cookies, which needs the extensions unborrowed.
+    let found = http_req.extensions().get::<PageCtx>().cloned();
+    let ctx = found.unwrap_or_else(|| super::observe::fallback_ctx(&http_req));
     if status.is_server_error() {
         let detail = info
             .as_ref()

@@ -83,11 +83,8 @@ impl actix_web::FromRequest for PageCtx {
     type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let ctx = req
-            .extensions()
-            .get::<PageCtx>()
-            .cloned()
-            .unwrap_or_else(|| fallback_ctx(req));
+        let found = req.extensions().get::<PageCtx>().cloned();
+        let ctx = found.unwrap_or_else(|| fallback_ctx(req));
         std::future::ready(Ok(ctx))
     }
 }

@@ -1,0 +1,10 @@
+//! Integration tests: the real app over HTTP, on SQLite, and on PostgreSQL when
+//! TEST_DATABASE_URL is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod browser;
+mod common;
+mod flows;
+mod i18n;
+mod platform;
+mod security;
