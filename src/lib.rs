@@ -10,6 +10,7 @@ pub mod error;
 pub mod i18n;
 pub mod jobs;
 pub mod mail;
+pub mod pagination;
 pub mod seed;
 pub mod site;
 pub mod web;

@@ -6,13 +6,13 @@ use actix_web::{get, post, web as aw, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::model::User;
+use super::model::{Role, User};
 use super::service::{self, LoginLimits, NewPasswordForm, ProfileForm, SignupForm};
 use super::session::Viewer;
 use super::throttle::Limits;
 use crate::error::{AppError, FieldErrors};
 use crate::i18n::Locale;
-use crate::web::{self, CsrfForm, CsrfMultipart, FlashLevel, PageCtx, State};
+use crate::web::{self, CsrfForm, CsrfMultipart, FlashLevel, PageCtx, PageQuery, Paginated, State};
 
 pub fn routes(cfg: &mut aw::ServiceConfig) {
     cfg.service(signup_page)
@@ -34,7 +34,10 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(settings_email_confirm)
         .service(settings_logout_others)
         .service(switch_language)
-        .service(media);
+        .service(media)
+        .service(admin_users)
+        .service(admin_grant_role)
+        .service(admin_revoke_role);
 }
 
 /// A page that states one thing (verification done, link expired…).
@@ -482,6 +485,14 @@ impl SettingsPage {
             .then(|| self.ctx.field_error(&self.errors, field))
             .flatten()
     }
+    fn initial(&self) -> String {
+        self.user
+            .display_name
+            .chars()
+            .next()
+            .map(|c| c.to_uppercase().to_string())
+            .unwrap_or_default()
+    }
     fn locale_is(&self, code: &str) -> bool {
         self.user
             .locale
@@ -757,4 +768,105 @@ async fn media(state: State, path: aw::Path<String>) -> Result<HttpResponse, App
         .insert_header(("ETag", format!("\"{}\"", &sha[..16.min(sha.len())])))
         .insert_header(("Content-Disposition", "inline"))
         .body(bytes))
+}
+
+// ---------- admin: accounts and roles ----------
+
+#[derive(Template)]
+#[template(path = "accounts/admin_users.html")]
+struct AdminUsersPage {
+    ctx: PageCtx,
+    q: String,
+    list: Paginated<service::UserSummary>,
+    roles: [Role; 4],
+}
+
+impl AdminUsersPage {
+    /// Link to page `n` of the current search.
+    fn page_link(&self, n: i64) -> String {
+        let q: String = url::form_urlencoded::byte_serialize(self.q.as_bytes()).collect();
+        format!("/admin/users?q={q}&page={n}")
+    }
+    fn page_label(&self) -> String {
+        let p = format!("{} / {}", self.list.page, self.list.pages());
+        self.ctx.tf("pager.page", "page", &p)
+    }
+    fn role_name(&self, r: &Role) -> String {
+        self.ctx.t(&format!("role.{}", r.as_str()))
+    }
+}
+
+#[derive(Deserialize)]
+struct UsersQuery {
+    q: Option<String>,
+    page: Option<i64>,
+}
+
+#[get("/admin/users")]
+async fn admin_users(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<UsersQuery>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Admin)?.clone();
+    let query: String = q.q.clone().unwrap_or_default().chars().take(100).collect();
+    let page = PageQuery { page: q.page };
+    let qq = query.clone();
+    let list = web::db(&state, move |c, _| service::list_users(c, &me, &qq, page)).await?;
+    web::render(&AdminUsersPage {
+        ctx,
+        q: query,
+        list,
+        roles: Role::GRANTABLE,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RoleForm {
+    role: String,
+    back: String,
+}
+
+fn parse_grantable(s: &str) -> Result<Role, AppError> {
+    Role::parse(s)
+        .filter(|r| Role::GRANTABLE.contains(r))
+        .ok_or(AppError::BadRequest("error.bad_form"))
+}
+
+#[post("/admin/users/{id}/roles")]
+async fn admin_grant_role(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(form): CsrfForm<RoleForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Admin)?.clone();
+    let role = parse_grantable(&form.role)?;
+    let id = path.into_inner();
+    web::db(&state, move |c, _| service::grant_role(c, &me, id, role)).await?;
+    Ok(web::redirect_flash(
+        &web::safe_next(Some(&form.back)),
+        FlashLevel::Success,
+        "admin.role_granted",
+    ))
+}
+
+#[post("/admin/users/{id}/roles/revoke")]
+async fn admin_revoke_role(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(form): CsrfForm<RoleForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Admin)?.clone();
+    let role = parse_grantable(&form.role)?;
+    let id = path.into_inner();
+    web::db(&state, move |c, _| service::revoke_role(c, &me, id, role)).await?;
+    Ok(web::redirect_flash(
+        &web::safe_next(Some(&form.back)),
+        FlashLevel::Success,
+        "admin.role_revoked",
+    ))
 }

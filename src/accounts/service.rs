@@ -353,13 +353,14 @@ pub fn create_user(
     })
 }
 
+/// Grants a role; returns whether it was new.
 fn grant_role_tx(
     c: &mut DbConn,
     user_id: i64,
     role: Role,
     actor: Option<i64>,
-) -> Result<(), AppError> {
-    crate::per_backend!(c, |c| diesel::insert_into(user_roles::table)
+) -> Result<bool, AppError> {
+    let n = crate::per_backend!(c, |c| diesel::insert_into(user_roles::table)
         .values((
             user_roles::user_id.eq(user_id),
             user_roles::role.eq(role.as_str()),
@@ -368,7 +369,7 @@ fn grant_role_tx(
         ))
         .on_conflict_do_nothing()
         .execute(c))?;
-    Ok(())
+    Ok(n == 1)
 }
 
 /// Grants a role; only admins may grant moderator or admin, and the grant is audit-logged.
@@ -386,7 +387,9 @@ pub fn grant_role(
     }
     write_tx(conn, |c| {
         find_user(c, user_id)?;
-        grant_role_tx(c, user_id, role, Some(actor.id))?;
+        if !grant_role_tx(c, user_id, role, Some(actor.id))? {
+            return Err(AppError::Conflict("admin.role_held"));
+        }
         audit(
             c,
             Some(actor.id),
@@ -894,4 +897,119 @@ pub fn housekeeping(conn: &mut DbConn, idle: std::time::Duration) -> Result<Stri
 /// Number of accounts (for seeding an empty database only).
 pub fn count_users(conn: &mut DbConn) -> Result<i64, AppError> {
     Ok(users::table.count().get_result(conn)?)
+}
+
+/// One row of the admin's account list.
+#[derive(Debug, Clone)]
+pub struct UserSummary {
+    pub user: User,
+    pub roles: Vec<Role>,
+}
+
+impl UserSummary {
+    pub fn has(&self, role: &Role) -> bool {
+        self.roles.contains(role)
+    }
+}
+
+pub const USERS_PER_PAGE: i64 = 20;
+
+/// Accounts matching `query` (email or handle, case-insensitive), newest first; admins only.
+pub fn list_users(
+    conn: &mut DbConn,
+    actor: &session::SessionUser,
+    query: &str,
+    page: crate::pagination::PageQuery,
+) -> Result<crate::pagination::Paginated<UserSummary>, AppError> {
+    if !actor.has_role(Role::Admin) {
+        return Err(AppError::Forbidden("error.403.body"));
+    }
+    let q = query.trim().to_lowercase();
+    let pattern = format!(
+        "%{}%",
+        q.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let filtered = || {
+        let mut b = users::table.into_boxed();
+        if !q.is_empty() {
+            b = b.filter(
+                users::email
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(users::handle.like(pattern.clone()).escape('\\')),
+            );
+        }
+        b
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let rows: Vec<User> = filtered()
+        .order(users::id.desc())
+        .limit(USERS_PER_PAGE)
+        .offset(page.offset(USERS_PER_PAGE))
+        .select(User::as_select())
+        .load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|u| u.id).collect();
+    let grants: Vec<(i64, String)> = user_roles::table
+        .filter(user_roles::user_id.eq_any(&ids))
+        .select((user_roles::user_id, user_roles::role))
+        .load(conn)?;
+    let items = rows
+        .into_iter()
+        .map(|user| {
+            let mut roles: Vec<Role> = grants
+                .iter()
+                .filter(|(id, _)| *id == user.id)
+                .filter_map(|(_, r)| Role::parse(r))
+                .collect();
+            roles.sort();
+            UserSummary { user, roles }
+        })
+        .collect();
+    Ok(crate::pagination::Paginated {
+        items,
+        page: page.number(),
+        per_page: USERS_PER_PAGE,
+        total,
+    })
+}
+
+/// Takes a role away; admins only, audit-logged. An admin can not drop their own admin role
+/// (so the platform never loses its last admin by accident).
+pub fn revoke_role(
+    conn: &mut DbConn,
+    actor: &session::SessionUser,
+    user_id: i64,
+    role: Role,
+) -> Result<(), AppError> {
+    if !actor.has_role(Role::Admin) {
+        return Err(AppError::Forbidden("error.403.body"));
+    }
+    if role == Role::Admin && user_id == actor.id {
+        return Err(AppError::Conflict("admin.cannot_revoke_self"));
+    }
+    write_tx(conn, |c| {
+        let n = diesel::delete(
+            user_roles::table
+                .filter(user_roles::user_id.eq(user_id))
+                .filter(user_roles::role.eq(role.as_str())),
+        )
+        .execute(c)?;
+        if n == 0 {
+            return Err(AppError::Conflict("admin.role_not_held"));
+        }
+        // Losing a staff role ends the account's sessions, so the change takes effect at once.
+        if matches!(role, Role::Admin | Role::Moderator) {
+            session::revoke_all(c, user_id, None)?;
+        }
+        audit(
+            c,
+            Some(actor.id),
+            "role.revoke",
+            "user",
+            Some(user_id),
+            role.as_str(),
+        )
+    })
 }

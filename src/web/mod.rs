@@ -7,7 +7,6 @@ pub mod errors;
 pub mod flash;
 pub mod metrics;
 pub mod observe;
-pub mod pagination;
 
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
@@ -15,9 +14,9 @@ use askama::Template;
 
 use crate::error::{AppError, FieldErrors};
 pub use crate::i18n::Locale;
+pub use crate::pagination::{PageQuery, Paginated};
 pub use csrf::{CsrfExpected, CsrfForm, CsrfMultipart};
 pub use flash::{Flash, FlashLevel};
-pub use pagination::{PageQuery, Paginated};
 
 /// Cookie names.
 pub const SESSION_COOKIE: &str = "hd_sid";
@@ -37,6 +36,17 @@ pub struct NavUser {
     pub roles: Vec<String>,
     pub avatar_url: Option<String>,
     pub email_verified: bool,
+}
+
+impl NavUser {
+    /// The first letter of the name, for an avatar placeholder.
+    pub fn initial(&self) -> String {
+        self.display_name
+            .chars()
+            .next()
+            .map(|c| c.to_uppercase().to_string())
+            .unwrap_or_default()
+    }
 }
 
 /// What every page template gets: language, CSRF token, the user, a flash message.

@@ -18,6 +18,8 @@ const POST_ROUTES: &[(&str, &str)] = &[
     ("/settings/email", "current_password=violet-harbor-train-42&new_email=evil%40example.com"),
     ("/settings/sessions/revoke", ""),
     ("/lang", "lang=en&next=%2F"),
+    ("/admin/users/1/roles", "role=admin"),
+    ("/admin/users/1/roles/revoke", "role=admin"),
 ];
 
 #[tokio::test]
@@ -175,6 +177,7 @@ async fn role_guards_for_every_route() {
         ("/merchant", [303, 403, 200, 403, 403, 403]),
         ("/creator", [303, 403, 403, 200, 403, 403]),
         ("/admin", [303, 403, 403, 403, 200, 200]),
+        ("/admin/users", [303, 403, 403, 403, 403, 200]),
         ("/no-such-page", [404, 404, 404, 404, 404, 404]),
     ];
     let clients = [&anon, &buyer, &merchant, &creator, &moderator, &admin];
@@ -611,4 +614,183 @@ async fn error_pages_are_localized_and_show_the_request_id_not_internals() {
     .await;
     assert!(r.status == 404 || r.status == 405, "{}", r.status);
     assert!(r.body.contains("<html"));
+}
+
+#[tokio::test]
+async fn only_admins_manage_roles_and_every_change_is_audited() {
+    use haodian::db::schema::{audit_log, sessions, user_roles};
+    let app = spawn_app();
+    let admin = app.logged_in("boss", Role::Admin).await;
+    let moderator = app.logged_in("mod_a", Role::Moderator).await;
+    let buyer_email = app.user("helper", Role::Buyer);
+    let buyer_id: i64 = users::table
+        .filter(users::email.eq(&buyer_email))
+        .select(users::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let boss_id: i64 = users::table
+        .filter(users::handle.eq("boss"))
+        .select(users::id)
+        .first(&mut *app.conn())
+        .unwrap();
+
+    // A moderator can neither see the page nor post to it.
+    moderator.get("/admin/users").await.assert_status(403);
+    let token = moderator.csrf().await;
+    moderator
+        .post(
+            &format!("/admin/users/{buyer_id}/roles"),
+            &[("csrf_token", &token), ("role", "admin")],
+        )
+        .await
+        .assert_status(403);
+    assert!(
+        haodian::accounts::service::roles_of(&mut app.conn(), buyer_id)
+            .unwrap()
+            .is_empty()
+    );
+
+    // The admin grants moderator: the account now reaches /admin.
+    let page = admin.get("/admin/users?q=HELP").await;
+    page.assert_status(200);
+    assert!(
+        page.body.contains("@helper") && !page.body.contains("@boss"),
+        "search by handle, case-insensitive"
+    );
+    let r = admin
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{buyer_id}/roles"),
+            &[("role", "moderator"), ("back", "/admin/users?q=help")],
+        )
+        .await;
+    r.assert_status(303);
+    assert_eq!(r.location(), "/admin/users?q=help");
+    let helper = app.client();
+    helper
+        .login(&buyer_email, PASSWORD)
+        .await
+        .assert_status(303);
+    helper.get("/admin").await.assert_status(200);
+    // Granting twice is a clear conflict; unknown roles are refused.
+    let r = admin
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{buyer_id}/roles"),
+            &[("role", "moderator")],
+        )
+        .await;
+    r.assert_status(409);
+    assert!(r.body.contains("已经拥有"));
+    admin
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{buyer_id}/roles"),
+            &[("role", "buyer")],
+        )
+        .await
+        .assert_status(400);
+    admin
+        .submit(
+            "/admin/users",
+            "/admin/users/999999/roles",
+            &[("role", "creator")],
+        )
+        .await
+        .assert_status(404);
+
+    // Revoking a staff role ends that account's sessions at once.
+    admin
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{buyer_id}/roles/revoke"),
+            &[("role", "moderator")],
+        )
+        .await
+        .assert_status(303);
+    helper.get("/admin").await.assert_status(303);
+    let left: i64 = sessions::table
+        .filter(sessions::user_id.eq(buyer_id))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(left, 0);
+    // An admin can not remove their own admin role.
+    let r = admin
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{boss_id}/roles/revoke"),
+            &[("role", "admin")],
+        )
+        .await;
+    r.assert_status(409);
+    assert!(
+        haodian::accounts::service::roles_of(&mut app.conn(), boss_id)
+            .unwrap()
+            .contains(&Role::Admin)
+    );
+
+    let actions: Vec<(Option<i64>, String, Option<i64>, String)> = audit_log::table
+        .filter(audit_log::action.like("role.%"))
+        .order(audit_log::id)
+        .select((
+            audit_log::actor_user_id,
+            audit_log::action,
+            audit_log::subject_id,
+            audit_log::detail,
+        ))
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(
+        actions,
+        vec![
+            (
+                Some(boss_id),
+                "role.grant".to_string(),
+                Some(buyer_id),
+                "moderator".to_string()
+            ),
+            (
+                Some(boss_id),
+                "role.revoke".to_string(),
+                Some(buyer_id),
+                "moderator".to_string()
+            ),
+        ]
+    );
+    let held: i64 = user_roles::table
+        .filter(user_roles::user_id.eq(buyer_id))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(held, 0);
+}
+
+#[tokio::test]
+async fn the_account_list_is_paginated() {
+    let app = spawn_app();
+    let admin = app.logged_in("chief", Role::Admin).await;
+    for i in 0..45 {
+        app.user(&format!("member{i:02}"), Role::Buyer);
+    }
+    let first = admin.get("/admin/users").await;
+    first.assert_status(200);
+    assert!(first.body.contains("共 46 个账号"));
+    assert!(
+        first.body.contains("@member44") && !first.body.contains("@member20"),
+        "newest first, 20 a page"
+    );
+    assert!(first.body.contains("第 1 / 3 页"));
+    let third = admin.get("/admin/users?page=3").await;
+    assert!(third.body.contains("@member00") && third.body.contains("@chief"));
+    assert!(!third.body.contains("下一页"));
+    let beyond = admin.get("/admin/users?page=99").await;
+    beyond.assert_status(200);
+    assert!(beyond.body.contains("没有找到匹配的账号"));
+    let none = admin.get("/admin/users?q=%25%5F").await;
+    assert!(
+        none.body.contains("没有找到匹配的账号"),
+        "LIKE wildcards are escaped"
+    );
+    admin.get("/admin/users?page=abc").await.assert_status(400);
 }
