@@ -835,6 +835,28 @@ fn parse_grantable(s: &str) -> Result<Role, AppError> {
         .ok_or(AppError::BadRequest("error.bad_form"))
 }
 
+type RoleChange =
+    fn(&mut crate::db::DbConn, &super::SessionUser, i64, Role) -> Result<(), AppError>;
+
+/// Grant and revoke differ only in the service call and the message.
+async fn change_role(
+    state: State,
+    viewer: Viewer,
+    id: i64,
+    form: RoleForm,
+    change: RoleChange,
+    done: &str,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Admin)?.clone();
+    let role = parse_grantable(&form.role)?;
+    web::db(&state, move |c, _| change(c, &me, id, role)).await?;
+    Ok(web::redirect_flash(
+        &web::safe_next(Some(&form.back)),
+        FlashLevel::Success,
+        done,
+    ))
+}
+
 #[post("/admin/users/{id}/roles")]
 async fn admin_grant_role(
     state: State,
@@ -842,15 +864,15 @@ async fn admin_grant_role(
     path: aw::Path<i64>,
     CsrfForm(form): CsrfForm<RoleForm>,
 ) -> Result<HttpResponse, AppError> {
-    let me = viewer.require_role(Role::Admin)?.clone();
-    let role = parse_grantable(&form.role)?;
-    let id = path.into_inner();
-    web::db(&state, move |c, _| service::grant_role(c, &me, id, role)).await?;
-    Ok(web::redirect_flash(
-        &web::safe_next(Some(&form.back)),
-        FlashLevel::Success,
+    change_role(
+        state,
+        viewer,
+        path.into_inner(),
+        form,
+        service::grant_role,
         "admin.role_granted",
-    ))
+    )
+    .await
 }
 
 #[post("/admin/users/{id}/roles/revoke")]
@@ -860,13 +882,13 @@ async fn admin_revoke_role(
     path: aw::Path<i64>,
     CsrfForm(form): CsrfForm<RoleForm>,
 ) -> Result<HttpResponse, AppError> {
-    let me = viewer.require_role(Role::Admin)?.clone();
-    let role = parse_grantable(&form.role)?;
-    let id = path.into_inner();
-    web::db(&state, move |c, _| service::revoke_role(c, &me, id, role)).await?;
-    Ok(web::redirect_flash(
-        &web::safe_next(Some(&form.back)),
-        FlashLevel::Success,
+    change_role(
+        state,
+        viewer,
+        path.into_inner(),
+        form,
+        service::revoke_role,
         "admin.role_revoked",
-    ))
+    )
+    .await
 }

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
-use lettre::message::{header::ContentType, Mailbox};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{Message, SmtpTransport, Transport as _};
 use rand::Rng;
@@ -219,7 +220,8 @@ pub fn drain(
         if claimed == 0 {
             continue;
         }
-        let result = build(&from, &to, &subject, &body).and_then(|m| transport.send(&m));
+        let eight_bit = !matches!(transport, Transport::Smtp(_));
+        let result = build(&from, &to, &subject, &body, eight_bit).and_then(|m| transport.send(&m));
         let attempts = attempts + 1;
         let done = Utc::now().naive_utc();
         let set_sent = |c: &mut DbConn| {
@@ -266,16 +268,31 @@ pub fn drain(
     Ok(report)
 }
 
-fn build(from: &Mailbox, to: &str, subject: &str, body: &str) -> Result<Message, SendError> {
+fn build(
+    from: &Mailbox,
+    to: &str,
+    subject: &str,
+    body: &str,
+    eight_bit: bool,
+) -> Result<Message, SendError> {
     let to: Mailbox = to
         .parse()
         .map_err(|e: lettre::address::AddressError| SendError::Permanent(e.to_string()))?;
+    // Files get 8bit so links stay readable in the raw message (quoted-printable would turn
+    // `token=` into `token=3D`). Over SMTP lettre picks the encoding, because a relay without
+    // 8BITMIME refuses 8bit bodies.
+    let body = if eight_bit {
+        Body::new_with_encoding(body.to_string(), ContentTransferEncoding::EightBit)
+            .unwrap_or_else(Body::new)
+    } else {
+        Body::new(body.to_string())
+    };
     Message::builder()
         .from(from.clone())
         .to(to)
         .subject(subject)
         .header(ContentType::TEXT_PLAIN)
-        .body(body.to_string())
+        .body(body)
         .map_err(|e| SendError::Permanent(e.to_string()))
 }
 

@@ -77,8 +77,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
             check(&req, token.csrf_token.as_deref())?;
             serde_urlencoded::from_bytes::<T>(&body)
                 .map(CsrfForm)
-                .map_err(|e| {
-                    tracing::debug!(error = %e, "form did not parse");
+                .map_err(|_| {
+                    // The error text may quote what was typed (a password): log only that it failed.
+                    tracing::debug!("form did not parse");
                     AppError::BadRequest("error.bad_form")
                 })
         })

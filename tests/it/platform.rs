@@ -432,6 +432,10 @@ fn file_transport_writes_eml_files_and_concurrent_drains_send_each_mail_once() {
     assert_eq!(files.len(), 40);
     let text = std::fs::read_to_string(files[0].path()).unwrap();
     assert!(text.contains("To: many@example.com"));
+    assert!(
+        text.contains("Content-Transfer-Encoding: 8bit") && text.contains("正文"),
+        "readable body: {text}"
+    );
     let conn = &mut *pool.get().unwrap();
     assert_eq!(mail::depth(conn).unwrap(), 0);
 }
