@@ -86,9 +86,15 @@ fn parse_role(s: &str) -> Result<Role, String> {
         .ok_or_else(|| format!("unknown role {s:?} (buyer, creator, merchant, moderator, admin)"))
 }
 
-fn init_logging(json: bool) {
+/// Logs go to stderr; the server logs at info, one-shot commands only warnings (override with RUST_LOG).
+fn init_logging(json: bool, serving: bool) {
+    let default = if serving {
+        "info,actix_server=warn"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,actix_server=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -128,8 +134,32 @@ fn describe(e: &AppError) -> String {
     }
 }
 
+/// Parses the command line; usage errors are one line and exit 2, help and version print as usual.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    Cli::try_parse().map_err(|e| match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            let text = e.render().to_string();
+            let head: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).collect();
+            eprintln!("{} (see haodian --help)", one_line(&head.join(" ")));
+            ExitCode::from(2)
+        }
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -137,7 +167,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(settings.log_json);
+    init_logging(
+        settings.log_json,
+        matches!(cli.command, Command::Serve { .. }),
+    );
     match run(cli.command, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -773,8 +773,16 @@ fn cli_reports_an_unreachable_database_in_one_line() {
     );
     let mut c = Command::new(env!("CARGO_BIN_EXE_haodian"));
     c.arg("frobnicate");
-    let (code, _, _) = run(c, "");
+    let (code, _, err) = run(c, "");
     assert_eq!(code, 2);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("frobnicate"), "{err}");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_haodian"));
+    c.args(["user", "create", "--email", "a@example.com"]);
+    let (code, _, err) = run(c, "");
+    assert_eq!(code, 2);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--handle"), "{err}");
     let mut c = Command::new(env!("CARGO_BIN_EXE_haodian"));
     c.env("HAODIAN_TZ", "Mars/Olympus").arg("migrate");
     let (code, _, err) = run(c, "");
