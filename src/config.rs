@@ -37,6 +37,12 @@ pub struct Settings {
     pub log_json: bool,
     /// Optional bearer token required for `/metrics`.
     pub metrics_token: Option<String>,
+    /// At most this many authorized accounts per shop.
+    pub authorized_max: i64,
+    /// Followers an account needs before a shop may authorize it.
+    pub authorized_min_followers: i64,
+    /// Days after which an authorization may be revoked.
+    pub authorized_min_days: i64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -146,6 +152,9 @@ impl Settings {
             scheduler_interval: Duration::from_secs(parse("HAODIAN_SCHEDULER_SECS", 15)?),
             log_json: var("HAODIAN_LOG_FORMAT").as_deref() == Some("json"),
             metrics_token: var("HAODIAN_METRICS_TOKEN"),
+            authorized_max: parse("HAODIAN_AUTHORIZED_MAX", 10)?,
+            authorized_min_followers: parse("HAODIAN_AUTHORIZED_MIN_FOLLOWERS", 1000)?,
+            authorized_min_days: parse("HAODIAN_AUTHORIZED_MIN_DAYS", 180)?,
         };
         if s.pool_size == 0 || s.workers == 0 {
             return Err(AppError::Internal(

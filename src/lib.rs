@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -12,5 +13,6 @@ pub mod jobs;
 pub mod mail;
 pub mod pagination;
 pub mod seed;
+pub mod shops;
 pub mod site;
 pub mod web;

@@ -129,9 +129,86 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    categories (id) {
+        id -> BigInt,
+        parent_id -> Nullable<BigInt>,
+        slug -> Text,
+        name_zh -> Text,
+        name_en -> Text,
+        deposit_fen -> BigInt,
+        required_qualifications -> Text,
+        sort_order -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    shops (id) {
+        id -> BigInt,
+        slug -> Text,
+        name -> Text,
+        description -> Text,
+        logo_media_id -> Nullable<BigInt>,
+        main_category_id -> BigInt,
+        entity_type -> Text,
+        official_user_id -> BigInt,
+        status -> Text,
+        restricted_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    shop_qualifications (id) {
+        id -> BigInt,
+        shop_id -> BigInt,
+        kind -> Text,
+        number -> Text,
+        document_media_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    shop_staff (shop_id, user_id) {
+        shop_id -> BigInt,
+        user_id -> BigInt,
+        role -> Text,
+        added_by -> Nullable<BigInt>,
+        added_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    shop_authorizations (id) {
+        id -> BigInt,
+        shop_id -> BigInt,
+        user_id -> BigInt,
+        authorized_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    follows (follower_id, followee_id) {
+        follower_id -> BigInt,
+        followee_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
+diesel::joinable!(shops -> users (official_user_id));
+diesel::joinable!(shops -> categories (main_category_id));
+diesel::joinable!(shop_qualifications -> shops (shop_id));
+diesel::joinable!(shop_staff -> shops (shop_id));
+diesel::joinable!(shop_staff -> users (user_id));
+diesel::joinable!(shop_authorizations -> shops (shop_id));
+diesel::joinable!(shop_authorizations -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -144,4 +221,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_runs,
     app_secrets,
     audit_log,
+    categories,
+    shops,
+    shop_qualifications,
+    shop_staff,
+    shop_authorizations,
+    follows,
 );

@@ -9,7 +9,6 @@ use crate::web::{self, metrics::Metrics, PageCtx, State};
 pub fn routes(cfg: &mut aw::ServiceConfig) {
     cfg.service(home)
         .service(account_dashboard)
-        .service(merchant_dashboard)
         .service(creator_dashboard)
         .service(admin_dashboard)
         .service(healthz)
@@ -61,21 +60,6 @@ async fn account_dashboard(ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse,
             ("tile.orders", "tile.orders_body"),
             ("tile.following", "tile.following_body"),
             ("tile.settings", "tile.settings_body"),
-        ],
-    )
-}
-
-#[get("/merchant")]
-async fn merchant_dashboard(ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, AppError> {
-    viewer.require_role(Role::Merchant)?;
-    dashboard(
-        ctx,
-        "merchant",
-        vec![
-            ("tile.shop", "tile.shop_body"),
-            ("tile.products", "tile.products_body"),
-            ("tile.merchant_orders", "tile.merchant_orders_body"),
-            ("tile.dsr", "tile.dsr_body"),
         ],
     )
 }

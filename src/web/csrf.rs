@@ -133,8 +133,17 @@ impl FromRequest for CsrfMultipart {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let req = req.clone();
+        let is_multipart = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
         let mut mp = actix_multipart::Multipart::new(req.headers(), payload.take());
         Box::pin(async move {
+            // A body of another kind carries no token we could read: refuse it as forged.
+            if !is_multipart {
+                return Err(AppError::Csrf);
+            }
             let mut out = CsrfMultipart::default();
             let mut total = 0usize;
             while let Some(field) = mp.next().await {

@@ -213,6 +213,7 @@ pub struct AppState {
     pub settings: crate::config::Settings,
     /// Server secret (CSRF tokens).
     pub secret: Vec<u8>,
+    pub clock: crate::clock::Clock,
 }
 
 impl AppState {

@@ -113,6 +113,8 @@ pub type UserRow = (i64, String, String, String, String, String, Option<String>)
 pub struct TestApp {
     pub addr: String,
     pub pool: Pool,
+    /// The app's clock: tests move time with `advance`.
+    pub clock: haodian::clock::Clock,
     handle: Option<actix_web::dev::ServerHandle>,
     pub db: TestDb,
 }
@@ -234,7 +236,7 @@ pub fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         actix_web::rt::System::new().block_on(async move {
             match app::build(s, BuildOptions { scheduler: false }).await {
                 Ok(r) => {
-                    let _ = tx.send(Ok((r.port, r.state.pool.clone(), r.server.handle())));
+                    let _ = tx.send(Ok((r.port, r.state.pool.clone(), r.state.clock.clone(), r.server.handle())));
                     let _ = r.server.await;
                 }
                 Err(e) => {
@@ -243,10 +245,11 @@ pub fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             }
         })
     });
-    let (port, pool, handle) = rx.recv().expect("app thread").expect("app starts");
+    let (port, pool, clock, handle) = rx.recv().expect("app thread").expect("app starts");
     TestApp {
         addr: format!("http://127.0.0.1:{port}"),
         pool,
+        clock,
         handle: Some(handle),
         db,
     }
@@ -423,4 +426,17 @@ pub async fn signup(c: &Client, handle: &str) -> (String, Resp) {
         )
         .await;
     (email, r)
+}
+
+/// Posts a multipart form like a browser: token from `page`, text fields and files.
+pub async fn submit_multipart(c: &Client, page: &str, action: &str, fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> Resp {
+    let token = csrf_in(&c.get(page).await.body);
+    let mut form = reqwest::multipart::Form::new().text("csrf_token", token);
+    for (k, v) in fields {
+        form = form.text(k.to_string(), v.to_string());
+    }
+    for (k, bytes) in files {
+        form = form.part(k.to_string(), reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("upload.bin"));
+    }
+    Client::read(c.http.post(format!("{}{action}", c.base)).multipart(form).send().await.expect("POST")).await
 }

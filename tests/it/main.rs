@@ -8,3 +8,4 @@ mod flows;
 mod i18n;
 mod platform;
 mod security;
+mod shops;

@@ -1,0 +1,498 @@
+//! Shop pages: the merchant's shop (open, settings, staff, authorized accounts), account
+//! profiles `/@{handle}`, storefronts `/shops/{slug}` and the admin shop list.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web as aw, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::model::{Category, EntityType, QualificationKind, ShopRole, ShopStatus};
+use super::service::{self, AuthorizationRules, Membership, OpenShopForm};
+use crate::accounts::{Role, Viewer};
+use crate::error::{AppError, FieldErrors};
+use crate::web::{self, CsrfForm, CsrfMultipart, FlashLevel, PageCtx, PageQuery, Paginated, State};
+
+pub fn routes(cfg: &mut aw::ServiceConfig) {
+    cfg.service(merchant_home)
+        .service(open_page)
+        .service(open_submit)
+        .service(settings_page)
+        .service(settings_submit)
+        .service(staff_page)
+        .service(staff_add)
+        .service(staff_remove)
+        .service(auth_page)
+        .service(auth_add)
+        .service(auth_revoke)
+        .service(profile)
+        .service(follow)
+        .service(unfollow)
+        .service(storefront)
+        .service(admin_shops)
+        .service(admin_rebind);
+}
+
+fn rules(state: &State) -> AuthorizationRules {
+    let s = &state.settings;
+    AuthorizationRules {
+        max_accounts: s.authorized_max,
+        min_followers: s.authorized_min_followers,
+        min_days_before_revoke: s.authorized_min_days,
+    }
+}
+
+/// Translation helpers shared by the shop templates.
+pub trait ShopText {
+    fn ctx(&self) -> &PageCtx;
+    fn status_name(&self, status: &str) -> String {
+        self.ctx().t(&format!("shop.status.{status}"))
+    }
+    fn entity_name(&self, e: &str) -> String {
+        self.ctx().t(&format!("shop.entity.{e}"))
+    }
+    fn date(&self, t: &chrono::NaiveDateTime) -> String {
+        t.format("%Y-%m-%d").to_string()
+    }
+}
+
+// ---------- merchant home ----------
+
+#[derive(Template)]
+#[template(path = "shops/merchant_home.html")]
+struct MerchantHome {
+    ctx: PageCtx,
+    membership: Option<Membership>,
+    status: Option<ShopStatus>,
+}
+
+impl ShopText for MerchantHome {
+    fn ctx(&self) -> &PageCtx {
+        &self.ctx
+    }
+}
+
+#[get("/merchant")]
+async fn merchant_home(state: State, ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.id;
+    let membership = web::db(&state, move |c, _| service::membership(c, me)).await?;
+    let now = state.clock.now();
+    let status = membership.as_ref().map(|m| m.shop.status_at(now));
+    web::render(&MerchantHome { ctx, membership, status })
+}
+
+// ---------- opening a shop ----------
+
+#[derive(Template)]
+#[template(path = "shops/open.html")]
+struct OpenPage {
+    ctx: PageCtx,
+    form: OpenShopForm,
+    categories: Vec<Category>,
+    errors: FieldErrors,
+    kinds: [QualificationKind; 5],
+    entities: [EntityType; 3],
+}
+
+impl OpenPage {
+    fn err(&self, field: &str) -> Option<String> {
+        self.errors.first(field).map(|code| self.ctx.t(&format!("validation.{code}")))
+    }
+    fn kind_name(&self, k: &QualificationKind) -> String {
+        self.ctx.t(&format!("shop.qual.{}", k.as_str()))
+    }
+    fn entity_name(&self, e: &EntityType) -> String {
+        self.ctx.t(&format!("shop.entity.{}", e.as_str()))
+    }
+    fn category_label(&self, c: &Category) -> String {
+        let quals: Vec<String> = c.required().iter().map(|k| self.kind_name(k)).collect();
+        let deposit = crate::i18n::money(c.deposit_fen);
+        let mut s = format!("{} · {} {}", c.name(self.ctx.locale), self.ctx.t("shop.deposit"), deposit);
+        if !quals.is_empty() {
+            s.push_str(&format!(" · {} {}", self.ctx.t("shop.needs"), quals.join(", ")));
+        }
+        s
+    }
+}
+
+async fn open_render(state: &State, ctx: PageCtx, form: OpenShopForm, errors: FieldErrors) -> Result<HttpResponse, AppError> {
+    let categories = web::db(state, |c, _| service::top_categories(c)).await?;
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    web::render_status(
+        status,
+        &OpenPage { ctx, form, categories, errors, kinds: QualificationKind::ALL, entities: EntityType::ALL },
+    )
+}
+
+#[get("/merchant/shop/open")]
+async fn open_page(state: State, ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.id;
+    if web::db(&state, move |c, _| service::shop_of_official(c, me)).await?.is_some() {
+        return Ok(web::redirect("/merchant"));
+    }
+    let form = OpenShopForm { entity_type: "individual".into(), ..OpenShopForm::default() };
+    open_render(&state, ctx, form, FieldErrors::new()).await
+}
+
+#[post("/merchant/shop/open")]
+async fn open_submit(state: State, ctx: PageCtx, viewer: Viewer, mp: CsrfMultipart) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let field = |n: &str| mp.field(n).unwrap_or("").to_string();
+    let form = OpenShopForm {
+        name: field("name"),
+        slug: field("slug"),
+        description: field("description"),
+        main_category_id: field("main_category_id"),
+        entity_type: field("entity_type"),
+        qualifications: QualificationKind::ALL
+            .iter()
+            .map(|k| {
+                let doc = mp.file(&format!("{}_doc", k.as_str())).map(|f| f.bytes.clone());
+                (*k, field(k.as_str()), doc)
+            })
+            .filter(|(_, n, d)| !n.trim().is_empty() || d.is_some())
+            .collect(),
+    };
+    let f = form.clone();
+    let now = state.clock.now();
+    match web::db(&state, move |c, _| service::open_shop(c, &me, &f, now)).await {
+        Ok(_) => Ok(web::redirect_flash("/merchant", FlashLevel::Success, "shop.opened")),
+        Err(AppError::Invalid(errors)) => {
+            let form = OpenShopForm {
+                qualifications: form.qualifications.into_iter().map(|(k, n, _)| (k, n, None)).collect(),
+                ..form
+            };
+            open_render(&state, ctx, form, errors).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+// ---------- shop settings ----------
+
+#[derive(Template)]
+#[template(path = "shops/settings.html")]
+struct SettingsPage {
+    ctx: PageCtx,
+    m: Membership,
+    name: String,
+    description: String,
+    errors: FieldErrors,
+}
+
+impl SettingsPage {
+    fn err(&self, field: &str) -> Option<String> {
+        self.errors.first(field).map(|code| self.ctx.t(&format!("validation.{code}")))
+    }
+}
+
+#[get("/merchant/shop")]
+async fn settings_page(state: State, ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let m = web::db(&state, move |c, _| service::require_shop_role(c, &me, ShopRole::Owner)).await?;
+    let (name, description) = (m.shop.name.clone(), m.shop.description.clone());
+    web::render(&SettingsPage { ctx, m, name, description, errors: FieldErrors::new() })
+}
+
+#[post("/merchant/shop")]
+async fn settings_submit(state: State, ctx: PageCtx, viewer: Viewer, mp: CsrfMultipart) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let name = mp.field("name").unwrap_or("").to_string();
+    let description = mp.field("description").unwrap_or("").to_string();
+    let logo = mp.file("logo").map(|f| f.bytes.clone());
+    let (n, d, now) = (name.clone(), description.clone(), state.clock.now());
+    let me2 = me.clone();
+    match web::db(&state, move |c, _| service::update_shop(c, &me2, &n, &d, logo.as_deref(), now)).await {
+        Ok(()) => Ok(web::redirect_flash("/merchant/shop", FlashLevel::Success, "shop.saved")),
+        Err(AppError::Invalid(errors)) => {
+            let m = web::db(&state, move |c, _| service::require_shop_role(c, &me, ShopRole::Owner)).await?;
+            web::render_status(StatusCode::UNPROCESSABLE_ENTITY, &SettingsPage { ctx, m, name, description, errors })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+// ---------- staff ----------
+
+#[derive(Template)]
+#[template(path = "shops/staff.html")]
+struct StaffPage {
+    ctx: PageCtx,
+    m: Membership,
+    staff: Vec<service::StaffMember>,
+    handle: String,
+    errors: FieldErrors,
+}
+
+impl ShopText for StaffPage {
+    fn ctx(&self) -> &PageCtx {
+        &self.ctx
+    }
+}
+
+impl StaffPage {
+    fn err(&self, field: &str) -> Option<String> {
+        self.errors.first(field).map(|code| self.ctx.t(&format!("validation.{code}")))
+    }
+    fn role_name(&self, r: &str) -> String {
+        self.ctx.t(&format!("shop.role.{r}"))
+    }
+}
+
+async fn staff_render(state: &State, ctx: PageCtx, viewer: &Viewer, handle: String, errors: FieldErrors) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (m, staff) = web::db(state, move |c, _| service::list_staff(c, &me)).await?;
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    web::render_status(status, &StaffPage { ctx, m, staff, handle, errors })
+}
+
+#[get("/merchant/staff")]
+async fn staff_page(state: State, ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    staff_render(&state, ctx, &viewer, String::new(), FieldErrors::new()).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct HandleForm {
+    handle: String,
+    role: String,
+}
+
+#[post("/merchant/staff")]
+async fn staff_add(state: State, ctx: PageCtx, viewer: Viewer, CsrfForm(form): CsrfForm<HandleForm>) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (h, r, now) = (form.handle.clone(), form.role.clone(), state.clock.now());
+    match web::db(&state, move |c, _| service::add_staff(c, &me, &h, &r, now)).await {
+        Ok(()) => Ok(web::redirect_flash("/merchant/staff", FlashLevel::Success, "shop.staff_added")),
+        Err(AppError::Invalid(errors)) => staff_render(&state, ctx, &viewer, form.handle.chars().take(40).collect(), errors).await,
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+#[post("/merchant/staff/{user_id}/remove")]
+async fn staff_remove(state: State, viewer: Viewer, path: aw::Path<i64>, CsrfForm(_): CsrfForm<Empty>) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let uid = path.into_inner();
+    web::db(&state, move |c, _| service::remove_staff(c, &me, uid)).await?;
+    Ok(web::redirect_flash("/merchant/staff", FlashLevel::Success, "shop.staff_removed"))
+}
+
+// ---------- authorized accounts ----------
+
+#[derive(Template)]
+#[template(path = "shops/authorizations.html")]
+struct AuthPage {
+    ctx: PageCtx,
+    m: Membership,
+    list: Vec<service::AuthorizedAccount>,
+    rules: AuthorizationRules,
+    handle: String,
+    errors: FieldErrors,
+    now: chrono::NaiveDateTime,
+}
+
+impl ShopText for AuthPage {
+    fn ctx(&self) -> &PageCtx {
+        &self.ctx
+    }
+}
+
+impl AuthPage {
+    fn err(&self, field: &str) -> Option<String> {
+        self.errors.first(field).map(|code| self.ctx.t(&format!("validation.{code}")))
+    }
+    fn rules_text(&self) -> String {
+        crate::i18n::tf(
+            self.ctx.locale,
+            "shop.auth_rules",
+            &[
+                ("max", &self.rules.max_accounts.to_string()),
+                ("followers", &self.rules.min_followers.to_string()),
+                ("days", &self.rules.min_days_before_revoke.to_string()),
+            ],
+        )
+    }
+}
+
+async fn auth_render(state: &State, ctx: PageCtx, viewer: &Viewer, handle: String, errors: FieldErrors) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let r = rules(state);
+    let (m, list) = web::db(state, move |c, _| service::list_authorizations(c, &me, r)).await?;
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    web::render_status(status, &AuthPage { ctx, m, list, rules: r, handle, errors, now: state.clock.now() })
+}
+
+#[get("/merchant/authorizations")]
+async fn auth_page(state: State, ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    auth_render(&state, ctx, &viewer, String::new(), FieldErrors::new()).await
+}
+
+#[post("/merchant/authorizations")]
+async fn auth_add(state: State, ctx: PageCtx, viewer: Viewer, CsrfForm(form): CsrfForm<HandleForm>) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (h, r, now) = (form.handle.clone(), rules(&state), state.clock.now());
+    match web::db(&state, move |c, _| service::authorize_account(c, &me, &h, r, now)).await {
+        Ok(()) => Ok(web::redirect_flash("/merchant/authorizations", FlashLevel::Success, "shop.auth_added")),
+        Err(AppError::Invalid(errors)) => auth_render(&state, ctx, &viewer, form.handle.chars().take(40).collect(), errors).await,
+        Err(e) => Err(e),
+    }
+}
+
+#[post("/merchant/authorizations/{id}/revoke")]
+async fn auth_revoke(state: State, viewer: Viewer, path: aw::Path<i64>, CsrfForm(_): CsrfForm<Empty>) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (id, r, now) = (path.into_inner(), rules(&state), state.clock.now());
+    web::db(&state, move |c, _| service::revoke_authorization(c, &me, id, r, now)).await?;
+    Ok(web::redirect_flash("/merchant/authorizations", FlashLevel::Success, "shop.auth_revoked"))
+}
+
+// ---------- profiles and follows ----------
+
+#[derive(Template)]
+#[template(path = "shops/profile.html")]
+struct ProfilePage {
+    ctx: PageCtx,
+    p: service::Profile,
+    is_me: bool,
+}
+
+impl ProfilePage {
+    fn bio_lines(&self) -> Vec<&str> {
+        self.p.user.bio.lines().collect()
+    }
+    fn initial(&self) -> String {
+        self.p.user.display_name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default()
+    }
+}
+
+#[get("/@{handle}")]
+async fn profile(state: State, ctx: PageCtx, viewer: Viewer, path: aw::Path<String>) -> Result<HttpResponse, AppError> {
+    let handle = path.into_inner().to_ascii_lowercase();
+    let me = viewer.user.as_ref().map(|u| u.id);
+    let p = web::db(&state, move |c, _| service::profile(c, &handle, me)).await?;
+    let is_me = me == Some(p.user.id);
+    web::render(&ProfilePage { ctx, p, is_me })
+}
+
+#[post("/@{handle}/follow")]
+async fn follow(state: State, viewer: Viewer, path: aw::Path<String>, CsrfForm(_): CsrfForm<Empty>) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let handle = path.into_inner().to_ascii_lowercase();
+    let (h, now) = (handle.clone(), state.clock.now());
+    web::db(&state, move |c, _| service::follow(c, &me, &h, now)).await?;
+    Ok(web::redirect(&format!("/@{handle}")))
+}
+
+#[post("/@{handle}/unfollow")]
+async fn unfollow(state: State, viewer: Viewer, path: aw::Path<String>, CsrfForm(_): CsrfForm<Empty>) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let handle = path.into_inner().to_ascii_lowercase();
+    let h = handle.clone();
+    web::db(&state, move |c, _| service::unfollow(c, &me, &h)).await?;
+    Ok(web::redirect(&format!("/@{handle}")))
+}
+
+// ---------- storefront ----------
+
+#[derive(Template)]
+#[template(path = "shops/storefront.html")]
+struct StorefrontPage {
+    ctx: PageCtx,
+    s: service::Storefront,
+    status: ShopStatus,
+}
+
+impl StorefrontPage {
+    fn description_lines(&self) -> Vec<&str> {
+        self.s.shop.description.lines().collect()
+    }
+    fn notice(&self) -> String {
+        self.ctx.t(&format!("shop.notice.{}", self.status.as_str()))
+    }
+    fn category_name(&self) -> &str {
+        self.s.category.name(self.ctx.locale)
+    }
+    fn initial(&self) -> String {
+        self.s.shop.name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default()
+    }
+}
+
+#[get("/shops/{slug}")]
+async fn storefront(state: State, ctx: PageCtx, path: aw::Path<String>) -> Result<HttpResponse, AppError> {
+    let slug = path.into_inner();
+    let s = web::db(&state, move |c, _| service::storefront(c, &slug)).await?;
+    let status = s.shop.status_at(state.clock.now());
+    web::render(&StorefrontPage { ctx, s, status })
+}
+
+// ---------- admin ----------
+
+#[derive(Template)]
+#[template(path = "shops/admin_shops.html")]
+struct AdminShopsPage {
+    ctx: PageCtx,
+    q: String,
+    list: Paginated<(super::Shop, String)>,
+    is_admin: bool,
+}
+
+impl ShopText for AdminShopsPage {
+    fn ctx(&self) -> &PageCtx {
+        &self.ctx
+    }
+}
+
+impl AdminShopsPage {
+    fn page_link(&self, n: i64) -> String {
+        let q: String = url::form_urlencoded::byte_serialize(self.q.as_bytes()).collect();
+        format!("/admin/shops?q={q}&page={n}")
+    }
+    fn page_label(&self) -> String {
+        let p = format!("{} / {}", self.list.page, self.list.pages());
+        self.ctx.tf("pager.page", "page", &p)
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    page: Option<i64>,
+}
+
+#[get("/admin/shops")]
+async fn admin_shops(state: State, ctx: PageCtx, viewer: Viewer, q: aw::Query<ListQuery>) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Moderator)?.clone();
+    let is_admin = me.has_role(Role::Admin);
+    let query: String = q.q.clone().unwrap_or_default().chars().take(100).collect();
+    let page = PageQuery { page: q.page };
+    let qq = query.clone();
+    let list = web::db(&state, move |c, _| service::admin_list_shops(c, &me, &qq, page)).await?;
+    web::render(&AdminShopsPage { ctx, q: query, list, is_admin })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RebindForm {
+    handle: String,
+    reason: String,
+}
+
+#[post("/admin/shops/{id}/rebind")]
+async fn admin_rebind(state: State, viewer: Viewer, path: aw::Path<i64>, CsrfForm(form): CsrfForm<RebindForm>) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Admin)?.clone();
+    let (id, now) = (path.into_inner(), state.clock.now());
+    match web::db(&state, move |c, _| service::rebind_official(c, &me, id, &form.handle, &form.reason, now)).await {
+        Ok(()) => Ok(web::redirect_flash("/admin/shops", FlashLevel::Success, "shop.rebound")),
+        Err(AppError::Invalid(errors)) => {
+            let key = match errors.0.values().flatten().next().map(String::as_str) {
+                Some("user_unknown") => "shop.rebind_unknown_user",
+                Some("auth_is_official") => "shop.rebind_taken",
+                _ => "shop.rebind_reason",
+            };
+            Ok(web::redirect_flash("/admin/shops", FlashLevel::Error, key))
+        }
+        Err(e) => Err(e),
+    }
+}
