@@ -121,7 +121,12 @@ pub async fn build(settings: Settings, opts: BuildOptions) -> Result<Running, Ap
         .map_err(|e| AppError::Internal(format!("cannot listen on {}: {e}", settings.bind)))?;
     let port = listener.local_addr().map_err(AppError::internal)?.port();
     let workers = settings.workers;
-    let state = aw::Data::new(AppState { pool, settings, secret, clock: crate::clock::Clock::default() });
+    let state = aw::Data::new(AppState {
+        pool,
+        settings,
+        secret,
+        clock: crate::clock::Clock::default(),
+    });
     let metrics = aw::Data::new(Metrics::default());
     let st = state.clone();
     let server = HttpServer::new(move || {

@@ -1016,9 +1016,21 @@ pub fn revoke_role(
 
 /// Gives an account a role as a consequence of its own action (opening a shop makes a
 /// merchant); audit-logged when new.
-pub fn ensure_role(c: &mut DbConn, user_id: i64, role: Role, _now: chrono::NaiveDateTime) -> Result<(), AppError> {
+pub fn ensure_role(
+    c: &mut DbConn,
+    user_id: i64,
+    role: Role,
+    _now: chrono::NaiveDateTime,
+) -> Result<(), AppError> {
     if role != Role::Buyer && grant_role_tx(c, user_id, role, None)? {
-        audit(c, Some(user_id), "role.grant", "user", Some(user_id), role.as_str())?;
+        audit(
+            c,
+            Some(user_id),
+            "role.grant",
+            "user",
+            Some(user_id),
+            role.as_str(),
+        )?;
     }
     Ok(())
 }

@@ -100,7 +100,11 @@ pub enum EntityType {
 }
 
 impl EntityType {
-    pub const ALL: [EntityType; 3] = [EntityType::Individual, EntityType::Enterprise, EntityType::BrandFlagship];
+    pub const ALL: [EntityType; 3] = [
+        EntityType::Individual,
+        EntityType::Enterprise,
+        EntityType::BrandFlagship,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             EntityType::Individual => "individual",
@@ -148,11 +152,15 @@ impl QualificationKind {
         match self {
             // 统一社会信用代码: 18 characters, digits and upper-case letters.
             QualificationKind::BusinessLicense => {
-                n.len() == 18 && n.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+                n.len() == 18
+                    && n.chars()
+                        .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
             }
             // 食品经营许可证: JY + 14 digits (or the older SC + 14 digits).
             QualificationKind::FoodLicense => {
-                (n.starts_with("JY") || n.starts_with("SC")) && n.len() == 16 && n[2..].chars().all(|c| c.is_ascii_digit())
+                (n.starts_with("JY") || n.starts_with("SC"))
+                    && n.len() == 16
+                    && n[2..].chars().all(|c| c.is_ascii_digit())
             }
             _ => (4..=64).contains(&n.chars().count()) && !n.chars().any(char::is_control),
         }
@@ -216,13 +224,28 @@ mod tests {
 
     #[test]
     fn restriction_runs_out() {
-        let t = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap();
         let mut s = Shop {
-            id: 1, slug: "s".into(), name: "n".into(), description: String::new(), logo_media_id: None,
-            main_category_id: 1, entity_type: "individual".into(), official_user_id: 1,
-            status: "restricted".into(), restricted_until: Some(t), created_at: t, updated_at: t,
+            id: 1,
+            slug: "s".into(),
+            name: "n".into(),
+            description: String::new(),
+            logo_media_id: None,
+            main_category_id: 1,
+            entity_type: "individual".into(),
+            official_user_id: 1,
+            status: "restricted".into(),
+            restricted_until: Some(t),
+            created_at: t,
+            updated_at: t,
         };
-        assert_eq!(s.status_at(t - chrono::Duration::seconds(1)), ShopStatus::Restricted);
+        assert_eq!(
+            s.status_at(t - chrono::Duration::seconds(1)),
+            ShopStatus::Restricted
+        );
         assert_eq!(s.status_at(t), ShopStatus::Active);
         s.status = "cleared".into();
         assert!(!s.status_at(t).can_sell());

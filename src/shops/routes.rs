@@ -72,12 +72,20 @@ impl ShopText for MerchantHome {
 }
 
 #[get("/merchant")]
-async fn merchant_home(state: State, ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, AppError> {
+async fn merchant_home(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.id;
     let membership = web::db(&state, move |c, _| service::membership(c, me)).await?;
     let now = state.clock.now();
     let status = membership.as_ref().map(|m| m.shop.status_at(now));
-    web::render(&MerchantHome { ctx, membership, status })
+    web::render(&MerchantHome {
+        ctx,
+        membership,
+        status,
+    })
 }
 
 // ---------- opening a shop ----------
@@ -95,7 +103,9 @@ struct OpenPage {
 
 impl OpenPage {
     fn err(&self, field: &str) -> Option<String> {
-        self.errors.first(field).map(|code| self.ctx.t(&format!("validation.{code}")))
+        self.errors
+            .first(field)
+            .map(|code| self.ctx.t(&format!("validation.{code}")))
     }
     fn kind_name(&self, k: &QualificationKind) -> String {
         self.ctx.t(&format!("shop.qual.{}", k.as_str()))
@@ -106,35 +116,71 @@ impl OpenPage {
     fn category_label(&self, c: &Category) -> String {
         let quals: Vec<String> = c.required().iter().map(|k| self.kind_name(k)).collect();
         let deposit = crate::i18n::money(c.deposit_fen);
-        let mut s = format!("{} · {} {}", c.name(self.ctx.locale), self.ctx.t("shop.deposit"), deposit);
+        let mut s = format!(
+            "{} · {} {}",
+            c.name(self.ctx.locale),
+            self.ctx.t("shop.deposit"),
+            deposit
+        );
         if !quals.is_empty() {
-            s.push_str(&format!(" · {} {}", self.ctx.t("shop.needs"), quals.join(", ")));
+            s.push_str(&format!(
+                " · {} {}",
+                self.ctx.t("shop.needs"),
+                quals.join(", ")
+            ));
         }
         s
     }
 }
 
-async fn open_render(state: &State, ctx: PageCtx, form: OpenShopForm, errors: FieldErrors) -> Result<HttpResponse, AppError> {
+async fn open_render(
+    state: &State,
+    ctx: PageCtx,
+    form: OpenShopForm,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
     let categories = web::db(state, |c, _| service::top_categories(c)).await?;
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     web::render_status(
         status,
-        &OpenPage { ctx, form, categories, errors, kinds: QualificationKind::ALL, entities: EntityType::ALL },
+        &OpenPage {
+            ctx,
+            form,
+            categories,
+            errors,
+            kinds: QualificationKind::ALL,
+            entities: EntityType::ALL,
+        },
     )
 }
 
 #[get("/merchant/shop/open")]
 async fn open_page(state: State, ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.id;
-    if web::db(&state, move |c, _| service::shop_of_official(c, me)).await?.is_some() {
+    if web::db(&state, move |c, _| service::shop_of_official(c, me))
+        .await?
+        .is_some()
+    {
         return Ok(web::redirect("/merchant"));
     }
-    let form = OpenShopForm { entity_type: "individual".into(), ..OpenShopForm::default() };
+    let form = OpenShopForm {
+        entity_type: "individual".into(),
+        ..OpenShopForm::default()
+    };
     open_render(&state, ctx, form, FieldErrors::new()).await
 }
 
 #[post("/merchant/shop/open")]
-async fn open_submit(state: State, ctx: PageCtx, viewer: Viewer, mp: CsrfMultipart) -> Result<HttpResponse, AppError> {
+async fn open_submit(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    mp: CsrfMultipart,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let field = |n: &str| mp.field(n).unwrap_or("").to_string();
     let form = OpenShopForm {
@@ -146,7 +192,9 @@ async fn open_submit(state: State, ctx: PageCtx, viewer: Viewer, mp: CsrfMultipa
         qualifications: QualificationKind::ALL
             .iter()
             .map(|k| {
-                let doc = mp.file(&format!("{}_doc", k.as_str())).map(|f| f.bytes.clone());
+                let doc = mp
+                    .file(&format!("{}_doc", k.as_str()))
+                    .map(|f| f.bytes.clone());
                 (*k, field(k.as_str()), doc)
             })
             .filter(|(_, n, d)| !n.trim().is_empty() || d.is_some())
@@ -155,10 +203,18 @@ async fn open_submit(state: State, ctx: PageCtx, viewer: Viewer, mp: CsrfMultipa
     let f = form.clone();
     let now = state.clock.now();
     match web::db(&state, move |c, _| service::open_shop(c, &me, &f, now)).await {
-        Ok(_) => Ok(web::redirect_flash("/merchant", FlashLevel::Success, "shop.opened")),
+        Ok(_) => Ok(web::redirect_flash(
+            "/merchant",
+            FlashLevel::Success,
+            "shop.opened",
+        )),
         Err(AppError::Invalid(errors)) => {
             let form = OpenShopForm {
-                qualifications: form.qualifications.into_iter().map(|(k, n, _)| (k, n, None)).collect(),
+                qualifications: form
+                    .qualifications
+                    .into_iter()
+                    .map(|(k, n, _)| (k, n, None))
+                    .collect(),
                 ..form
             };
             open_render(&state, ctx, form, errors).await
@@ -181,31 +237,71 @@ struct SettingsPage {
 
 impl SettingsPage {
     fn err(&self, field: &str) -> Option<String> {
-        self.errors.first(field).map(|code| self.ctx.t(&format!("validation.{code}")))
+        self.errors
+            .first(field)
+            .map(|code| self.ctx.t(&format!("validation.{code}")))
     }
 }
 
 #[get("/merchant/shop")]
-async fn settings_page(state: State, ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, AppError> {
+async fn settings_page(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
-    let m = web::db(&state, move |c, _| service::require_shop_role(c, &me, ShopRole::Owner)).await?;
+    let m = web::db(&state, move |c, _| {
+        service::require_shop_role(c, &me, ShopRole::Owner)
+    })
+    .await?;
     let (name, description) = (m.shop.name.clone(), m.shop.description.clone());
-    web::render(&SettingsPage { ctx, m, name, description, errors: FieldErrors::new() })
+    web::render(&SettingsPage {
+        ctx,
+        m,
+        name,
+        description,
+        errors: FieldErrors::new(),
+    })
 }
 
 #[post("/merchant/shop")]
-async fn settings_submit(state: State, ctx: PageCtx, viewer: Viewer, mp: CsrfMultipart) -> Result<HttpResponse, AppError> {
+async fn settings_submit(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    mp: CsrfMultipart,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let name = mp.field("name").unwrap_or("").to_string();
     let description = mp.field("description").unwrap_or("").to_string();
     let logo = mp.file("logo").map(|f| f.bytes.clone());
     let (n, d, now) = (name.clone(), description.clone(), state.clock.now());
     let me2 = me.clone();
-    match web::db(&state, move |c, _| service::update_shop(c, &me2, &n, &d, logo.as_deref(), now)).await {
-        Ok(()) => Ok(web::redirect_flash("/merchant/shop", FlashLevel::Success, "shop.saved")),
+    match web::db(&state, move |c, _| {
+        service::update_shop(c, &me2, &n, &d, logo.as_deref(), now)
+    })
+    .await
+    {
+        Ok(()) => Ok(web::redirect_flash(
+            "/merchant/shop",
+            FlashLevel::Success,
+            "shop.saved",
+        )),
         Err(AppError::Invalid(errors)) => {
-            let m = web::db(&state, move |c, _| service::require_shop_role(c, &me, ShopRole::Owner)).await?;
-            web::render_status(StatusCode::UNPROCESSABLE_ENTITY, &SettingsPage { ctx, m, name, description, errors })
+            let m = web::db(&state, move |c, _| {
+                service::require_shop_role(c, &me, ShopRole::Owner)
+            })
+            .await?;
+            web::render_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &SettingsPage {
+                    ctx,
+                    m,
+                    name,
+                    description,
+                    errors,
+                },
+            )
         }
         Err(e) => Err(e),
     }
@@ -231,18 +327,39 @@ impl ShopText for StaffPage {
 
 impl StaffPage {
     fn err(&self, field: &str) -> Option<String> {
-        self.errors.first(field).map(|code| self.ctx.t(&format!("validation.{code}")))
+        self.errors
+            .first(field)
+            .map(|code| self.ctx.t(&format!("validation.{code}")))
     }
     fn role_name(&self, r: &str) -> String {
         self.ctx.t(&format!("shop.role.{r}"))
     }
 }
 
-async fn staff_render(state: &State, ctx: PageCtx, viewer: &Viewer, handle: String, errors: FieldErrors) -> Result<HttpResponse, AppError> {
+async fn staff_render(
+    state: &State,
+    ctx: PageCtx,
+    viewer: &Viewer,
+    handle: String,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let (m, staff) = web::db(state, move |c, _| service::list_staff(c, &me)).await?;
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    web::render_status(status, &StaffPage { ctx, m, staff, handle, errors })
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    web::render_status(
+        status,
+        &StaffPage {
+            ctx,
+            m,
+            staff,
+            handle,
+            errors,
+        },
+    )
 }
 
 #[get("/merchant/staff")]
@@ -258,12 +375,30 @@ struct HandleForm {
 }
 
 #[post("/merchant/staff")]
-async fn staff_add(state: State, ctx: PageCtx, viewer: Viewer, CsrfForm(form): CsrfForm<HandleForm>) -> Result<HttpResponse, AppError> {
+async fn staff_add(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<HandleForm>,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let (h, r, now) = (form.handle.clone(), form.role.clone(), state.clock.now());
     match web::db(&state, move |c, _| service::add_staff(c, &me, &h, &r, now)).await {
-        Ok(()) => Ok(web::redirect_flash("/merchant/staff", FlashLevel::Success, "shop.staff_added")),
-        Err(AppError::Invalid(errors)) => staff_render(&state, ctx, &viewer, form.handle.chars().take(40).collect(), errors).await,
+        Ok(()) => Ok(web::redirect_flash(
+            "/merchant/staff",
+            FlashLevel::Success,
+            "shop.staff_added",
+        )),
+        Err(AppError::Invalid(errors)) => {
+            staff_render(
+                &state,
+                ctx,
+                &viewer,
+                form.handle.chars().take(40).collect(),
+                errors,
+            )
+            .await
+        }
         Err(e) => Err(e),
     }
 }
@@ -272,11 +407,20 @@ async fn staff_add(state: State, ctx: PageCtx, viewer: Viewer, CsrfForm(form): C
 struct Empty {}
 
 #[post("/merchant/staff/{user_id}/remove")]
-async fn staff_remove(state: State, viewer: Viewer, path: aw::Path<i64>, CsrfForm(_): CsrfForm<Empty>) -> Result<HttpResponse, AppError> {
+async fn staff_remove(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let uid = path.into_inner();
     web::db(&state, move |c, _| service::remove_staff(c, &me, uid)).await?;
-    Ok(web::redirect_flash("/merchant/staff", FlashLevel::Success, "shop.staff_removed"))
+    Ok(web::redirect_flash(
+        "/merchant/staff",
+        FlashLevel::Success,
+        "shop.staff_removed",
+    ))
 }
 
 // ---------- authorized accounts ----------
@@ -301,7 +445,9 @@ impl ShopText for AuthPage {
 
 impl AuthPage {
     fn err(&self, field: &str) -> Option<String> {
-        self.errors.first(field).map(|code| self.ctx.t(&format!("validation.{code}")))
+        self.errors
+            .first(field)
+            .map(|code| self.ctx.t(&format!("validation.{code}")))
     }
     fn rules_text(&self) -> String {
         crate::i18n::tf(
@@ -316,12 +462,33 @@ impl AuthPage {
     }
 }
 
-async fn auth_render(state: &State, ctx: PageCtx, viewer: &Viewer, handle: String, errors: FieldErrors) -> Result<HttpResponse, AppError> {
+async fn auth_render(
+    state: &State,
+    ctx: PageCtx,
+    viewer: &Viewer,
+    handle: String,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let r = rules(state);
     let (m, list) = web::db(state, move |c, _| service::list_authorizations(c, &me, r)).await?;
-    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    web::render_status(status, &AuthPage { ctx, m, list, rules: r, handle, errors, now: state.clock.now() })
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    web::render_status(
+        status,
+        &AuthPage {
+            ctx,
+            m,
+            list,
+            rules: r,
+            handle,
+            errors,
+            now: state.clock.now(),
+        },
+    )
 }
 
 #[get("/merchant/authorizations")]
@@ -330,22 +497,56 @@ async fn auth_page(state: State, ctx: PageCtx, viewer: Viewer) -> Result<HttpRes
 }
 
 #[post("/merchant/authorizations")]
-async fn auth_add(state: State, ctx: PageCtx, viewer: Viewer, CsrfForm(form): CsrfForm<HandleForm>) -> Result<HttpResponse, AppError> {
+async fn auth_add(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<HandleForm>,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let (h, r, now) = (form.handle.clone(), rules(&state), state.clock.now());
-    match web::db(&state, move |c, _| service::authorize_account(c, &me, &h, r, now)).await {
-        Ok(()) => Ok(web::redirect_flash("/merchant/authorizations", FlashLevel::Success, "shop.auth_added")),
-        Err(AppError::Invalid(errors)) => auth_render(&state, ctx, &viewer, form.handle.chars().take(40).collect(), errors).await,
+    match web::db(&state, move |c, _| {
+        service::authorize_account(c, &me, &h, r, now)
+    })
+    .await
+    {
+        Ok(()) => Ok(web::redirect_flash(
+            "/merchant/authorizations",
+            FlashLevel::Success,
+            "shop.auth_added",
+        )),
+        Err(AppError::Invalid(errors)) => {
+            auth_render(
+                &state,
+                ctx,
+                &viewer,
+                form.handle.chars().take(40).collect(),
+                errors,
+            )
+            .await
+        }
         Err(e) => Err(e),
     }
 }
 
 #[post("/merchant/authorizations/{id}/revoke")]
-async fn auth_revoke(state: State, viewer: Viewer, path: aw::Path<i64>, CsrfForm(_): CsrfForm<Empty>) -> Result<HttpResponse, AppError> {
+async fn auth_revoke(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let (id, r, now) = (path.into_inner(), rules(&state), state.clock.now());
-    web::db(&state, move |c, _| service::revoke_authorization(c, &me, id, r, now)).await?;
-    Ok(web::redirect_flash("/merchant/authorizations", FlashLevel::Success, "shop.auth_revoked"))
+    web::db(&state, move |c, _| {
+        service::revoke_authorization(c, &me, id, r, now)
+    })
+    .await?;
+    Ok(web::redirect_flash(
+        "/merchant/authorizations",
+        FlashLevel::Success,
+        "shop.auth_revoked",
+    ))
 }
 
 // ---------- profiles and follows ----------
@@ -363,12 +564,23 @@ impl ProfilePage {
         self.p.user.bio.lines().collect()
     }
     fn initial(&self) -> String {
-        self.p.user.display_name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default()
+        self.p
+            .user
+            .display_name
+            .chars()
+            .next()
+            .map(|c| c.to_uppercase().to_string())
+            .unwrap_or_default()
     }
 }
 
 #[get("/@{handle}")]
-async fn profile(state: State, ctx: PageCtx, viewer: Viewer, path: aw::Path<String>) -> Result<HttpResponse, AppError> {
+async fn profile(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let handle = path.into_inner().to_ascii_lowercase();
     let me = viewer.user.as_ref().map(|u| u.id);
     let p = web::db(&state, move |c, _| service::profile(c, &handle, me)).await?;
@@ -377,7 +589,12 @@ async fn profile(state: State, ctx: PageCtx, viewer: Viewer, path: aw::Path<Stri
 }
 
 #[post("/@{handle}/follow")]
-async fn follow(state: State, viewer: Viewer, path: aw::Path<String>, CsrfForm(_): CsrfForm<Empty>) -> Result<HttpResponse, AppError> {
+async fn follow(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let handle = path.into_inner().to_ascii_lowercase();
     let (h, now) = (handle.clone(), state.clock.now());
@@ -386,7 +603,12 @@ async fn follow(state: State, viewer: Viewer, path: aw::Path<String>, CsrfForm(_
 }
 
 #[post("/@{handle}/unfollow")]
-async fn unfollow(state: State, viewer: Viewer, path: aw::Path<String>, CsrfForm(_): CsrfForm<Empty>) -> Result<HttpResponse, AppError> {
+async fn unfollow(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let handle = path.into_inner().to_ascii_lowercase();
     let h = handle.clone();
@@ -415,12 +637,22 @@ impl StorefrontPage {
         self.s.category.name(self.ctx.locale)
     }
     fn initial(&self) -> String {
-        self.s.shop.name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default()
+        self.s
+            .shop
+            .name
+            .chars()
+            .next()
+            .map(|c| c.to_uppercase().to_string())
+            .unwrap_or_default()
     }
 }
 
 #[get("/shops/{slug}")]
-async fn storefront(state: State, ctx: PageCtx, path: aw::Path<String>) -> Result<HttpResponse, AppError> {
+async fn storefront(
+    state: State,
+    ctx: PageCtx,
+    path: aw::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let slug = path.into_inner();
     let s = web::db(&state, move |c, _| service::storefront(c, &slug)).await?;
     let status = s.shop.status_at(state.clock.now());
@@ -462,14 +694,27 @@ struct ListQuery {
 }
 
 #[get("/admin/shops")]
-async fn admin_shops(state: State, ctx: PageCtx, viewer: Viewer, q: aw::Query<ListQuery>) -> Result<HttpResponse, AppError> {
+async fn admin_shops(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_role(Role::Moderator)?.clone();
     let is_admin = me.has_role(Role::Admin);
     let query: String = q.q.clone().unwrap_or_default().chars().take(100).collect();
     let page = PageQuery { page: q.page };
     let qq = query.clone();
-    let list = web::db(&state, move |c, _| service::admin_list_shops(c, &me, &qq, page)).await?;
-    web::render(&AdminShopsPage { ctx, q: query, list, is_admin })
+    let list = web::db(&state, move |c, _| {
+        service::admin_list_shops(c, &me, &qq, page)
+    })
+    .await?;
+    web::render(&AdminShopsPage {
+        ctx,
+        q: query,
+        list,
+        is_admin,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -480,11 +725,24 @@ struct RebindForm {
 }
 
 #[post("/admin/shops/{id}/rebind")]
-async fn admin_rebind(state: State, viewer: Viewer, path: aw::Path<i64>, CsrfForm(form): CsrfForm<RebindForm>) -> Result<HttpResponse, AppError> {
+async fn admin_rebind(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(form): CsrfForm<RebindForm>,
+) -> Result<HttpResponse, AppError> {
     let me = viewer.require_role(Role::Admin)?.clone();
     let (id, now) = (path.into_inner(), state.clock.now());
-    match web::db(&state, move |c, _| service::rebind_official(c, &me, id, &form.handle, &form.reason, now)).await {
-        Ok(()) => Ok(web::redirect_flash("/admin/shops", FlashLevel::Success, "shop.rebound")),
+    match web::db(&state, move |c, _| {
+        service::rebind_official(c, &me, id, &form.handle, &form.reason, now)
+    })
+    .await
+    {
+        Ok(()) => Ok(web::redirect_flash(
+            "/admin/shops",
+            FlashLevel::Success,
+            "shop.rebound",
+        )),
         Err(AppError::Invalid(errors)) => {
             let key = match errors.0.values().flatten().next().map(String::as_str) {
                 Some("user_unknown") => "shop.rebind_unknown_user",

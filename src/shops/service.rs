@@ -8,7 +8,10 @@ use diesel::prelude::*;
 
 use super::model::{Category, EntityType, QualificationKind, Shop, ShopRole};
 use crate::accounts::{service as accounts, Role, SessionUser, User};
-use crate::db::schema::{categories, follows, media, shop_authorizations as sa, shop_qualifications as sq, shop_staff, shops, users};
+use crate::db::schema::{
+    categories, follows, media, shop_authorizations as sa, shop_qualifications as sq, shop_staff,
+    shops, users,
+};
 use crate::db::{is_unique_violation, write_tx, DbConn};
 use crate::error::{AppError, FieldErrors};
 
@@ -23,7 +26,9 @@ pub struct AuthorizationRules {
 pub const MAX_STAFF: i64 = 50;
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
 
-const RESERVED_SLUGS: &[&str] = &["new", "open", "admin", "search", "official", "haodian", "static", "api"];
+const RESERVED_SLUGS: &[&str] = &[
+    "new", "open", "admin", "search", "official", "haodian", "static", "api",
+];
 
 // ---------- categories ----------
 
@@ -35,7 +40,10 @@ pub fn categories(conn: &mut DbConn) -> Result<Vec<Category>, AppError> {
 }
 
 pub fn top_categories(conn: &mut DbConn) -> Result<Vec<Category>, AppError> {
-    Ok(categories(conn)?.into_iter().filter(|c| c.parent_id.is_none()).collect())
+    Ok(categories(conn)?
+        .into_iter()
+        .filter(|c| c.parent_id.is_none())
+        .collect())
 }
 
 pub fn category(conn: &mut DbConn, id: i64) -> Result<Category, AppError> {
@@ -94,7 +102,9 @@ pub fn check_slug(s: &str) -> Result<String, &'static str> {
         return Err("required");
     }
     if !(3..=30).contains(&s.len())
-        || !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         || s.starts_with('-')
         || s.ends_with('-')
     {
@@ -108,10 +118,17 @@ pub fn check_slug(s: &str) -> Result<String, &'static str> {
 
 /// The type of an uploaded document, by content: an image or a PDF.
 pub fn sniff_document(bytes: &[u8]) -> Option<&'static str> {
-    accounts::sniff_image(bytes).or_else(|| bytes.starts_with(b"%PDF-").then_some("application/pdf"))
+    accounts::sniff_image(bytes)
+        .or_else(|| bytes.starts_with(b"%PDF-").then_some("application/pdf"))
 }
 
-fn store_media(c: &mut DbConn, owner: i64, content_type: &str, bytes: &[u8], now: NaiveDateTime) -> Result<i64, AppError> {
+fn store_media(
+    c: &mut DbConn,
+    owner: i64,
+    content_type: &str,
+    bytes: &[u8],
+    now: NaiveDateTime,
+) -> Result<i64, AppError> {
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
     Ok(diesel::insert_into(media::table)
         .values((
@@ -138,13 +155,22 @@ pub fn shop_of_official(conn: &mut DbConn, user_id: i64) -> Result<Option<Shop>,
 /// Opens a shop with the caller's account as its official account (one account ↔ one shop,
 /// enforced by a unique constraint, so concurrent requests can not bind twice) and makes the
 /// account a merchant.
-pub fn open_shop(conn: &mut DbConn, me: &SessionUser, form: &OpenShopForm, now: NaiveDateTime) -> Result<Shop, AppError> {
+pub fn open_shop(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    form: &OpenShopForm,
+    now: NaiveDateTime,
+) -> Result<Shop, AppError> {
     let mut errors = FieldErrors::new();
     if !me.email_verified {
         errors.add("form", "shop_email_unverified");
     }
-    let name = check_shop_name(&form.name).map_err(|c| errors.add("name", c)).ok();
-    let slug = check_slug(&form.slug).map_err(|c| errors.add("slug", c)).ok();
+    let name = check_shop_name(&form.name)
+        .map_err(|c| errors.add("name", c))
+        .ok();
+    let slug = check_slug(&form.slug)
+        .map_err(|c| errors.add("slug", c))
+        .ok();
     let description = form.description.trim().to_string();
     if description.chars().count() > 500 {
         errors.add("description", "description_length");
@@ -161,7 +187,10 @@ pub fn open_shop(conn: &mut DbConn, me: &SessionUser, form: &OpenShopForm, now: 
         errors.add("main_category_id", "choose_one");
     }
     // What this shop must document.
-    let mut required: Vec<QualificationKind> = category.as_ref().map(Category::required).unwrap_or_default();
+    let mut required: Vec<QualificationKind> = category
+        .as_ref()
+        .map(Category::required)
+        .unwrap_or_default();
     match entity {
         Some(EntityType::Enterprise) => required.push(QualificationKind::BusinessLicense),
         Some(EntityType::BrandFlagship) => {
@@ -210,7 +239,8 @@ pub fn open_shop(conn: &mut DbConn, me: &SessionUser, form: &OpenShopForm, now: 
             errors.add(kind.as_str(), "qualification_required");
         }
     }
-    let (Some(name), Some(slug), Some(entity), Some(category)) = (name, slug, entity, category) else {
+    let (Some(name), Some(slug), Some(entity), Some(category)) = (name, slug, entity, category)
+    else {
         return Err(AppError::Invalid(errors));
     };
     errors.into_result()?;
@@ -226,7 +256,10 @@ pub fn open_shop(conn: &mut DbConn, me: &SessionUser, form: &OpenShopForm, now: 
         if authorized > 0 {
             return Err(AppError::Conflict("shop.authorized_elsewhere"));
         }
-        let taken: i64 = shops::table.filter(shops::slug.eq(&slug)).count().get_result(c)?;
+        let taken: i64 = shops::table
+            .filter(shops::slug.eq(&slug))
+            .count()
+            .get_result(c)?;
         if taken > 0 {
             return Err(AppError::field("slug", "slug_taken"));
         }
@@ -260,8 +293,19 @@ pub fn open_shop(conn: &mut DbConn, me: &SessionUser, form: &OpenShopForm, now: 
                 .execute(c)?;
         }
         accounts::ensure_role(c, me.id, Role::Merchant, now)?;
-        accounts::audit(c, Some(me.id), "shop.open", "shop", Some(id), &format!("slug={slug}"))?;
-        shops::table.find(id).select(Shop::as_select()).first(c).map_err(AppError::from)
+        accounts::audit(
+            c,
+            Some(me.id),
+            "shop.open",
+            "shop",
+            Some(id),
+            &format!("slug={slug}"),
+        )?;
+        shops::table
+            .find(id)
+            .select(Shop::as_select())
+            .first(c)
+            .map_err(AppError::from)
     });
     // A concurrent request for the same account or slug lost the race on a unique constraint.
     match result {
@@ -289,7 +333,10 @@ pub struct Membership {
 /// them as staff.
 pub fn membership(conn: &mut DbConn, user_id: i64) -> Result<Option<Membership>, AppError> {
     if let Some(shop) = shop_of_official(conn, user_id)? {
-        return Ok(Some(Membership { shop, role: ShopRole::Owner }));
+        return Ok(Some(Membership {
+            shop,
+            role: ShopRole::Owner,
+        }));
     }
     let staff: Option<(Shop, String)> = shop_staff::table
         .inner_join(shops::table)
@@ -298,11 +345,17 @@ pub fn membership(conn: &mut DbConn, user_id: i64) -> Result<Option<Membership>,
         .select((Shop::as_select(), shop_staff::role))
         .first(conn)
         .optional()?;
-    Ok(staff.and_then(|(shop, role)| ShopRole::parse_staff(&role).map(|role| Membership { shop, role })))
+    Ok(staff.and_then(|(shop, role)| {
+        ShopRole::parse_staff(&role).map(|role| Membership { shop, role })
+    }))
 }
 
 /// The caller's shop when their role there allows `needed`; 403 otherwise.
-pub fn require_shop_role(conn: &mut DbConn, user: &SessionUser, needed: ShopRole) -> Result<Membership, AppError> {
+pub fn require_shop_role(
+    conn: &mut DbConn,
+    user: &SessionUser,
+    needed: ShopRole,
+) -> Result<Membership, AppError> {
     match membership(conn, user.id)? {
         Some(m) if m.role.allows(needed) => Ok(m),
         Some(_) => Err(AppError::Forbidden("shop.role_forbidden")),
@@ -322,7 +375,9 @@ pub fn update_shop(
 ) -> Result<(), AppError> {
     let m = require_shop_role(conn, me, ShopRole::Owner)?;
     let mut errors = FieldErrors::new();
-    let name = check_shop_name(name).map_err(|c| errors.add("name", c)).ok();
+    let name = check_shop_name(name)
+        .map_err(|c| errors.add("name", c))
+        .ok();
     let description = description.trim().to_string();
     if description.chars().count() > 500 {
         errors.add("description", "description_length");
@@ -346,10 +401,16 @@ pub fn update_shop(
     write_tx(conn, |c| {
         if let Some((t, bytes)) = logo_type {
             let id = store_media(c, me.id, t, bytes, now)?;
-            diesel::update(shops::table.find(m.shop.id)).set(shops::logo_media_id.eq(Some(id))).execute(c)?;
+            diesel::update(shops::table.find(m.shop.id))
+                .set(shops::logo_media_id.eq(Some(id)))
+                .execute(c)?;
         }
         diesel::update(shops::table.find(m.shop.id))
-            .set((shops::name.eq(&name), shops::description.eq(&description), shops::updated_at.eq(now)))
+            .set((
+                shops::name.eq(&name),
+                shops::description.eq(&description),
+                shops::updated_at.eq(now),
+            ))
             .execute(c)?;
         Ok(())
     })
@@ -366,22 +427,45 @@ pub struct StaffMember {
     pub added_at: NaiveDateTime,
 }
 
-pub fn list_staff(conn: &mut DbConn, me: &SessionUser) -> Result<(Membership, Vec<StaffMember>), AppError> {
+pub fn list_staff(
+    conn: &mut DbConn,
+    me: &SessionUser,
+) -> Result<(Membership, Vec<StaffMember>), AppError> {
     let m = require_shop_role(conn, me, ShopRole::Owner)?;
     let rows: Vec<(i64, String, String, String, NaiveDateTime)> = shop_staff::table
         .inner_join(users::table)
         .filter(shop_staff::shop_id.eq(m.shop.id))
         .order(shop_staff::added_at)
-        .select((users::id, users::handle, users::display_name, shop_staff::role, shop_staff::added_at))
+        .select((
+            users::id,
+            users::handle,
+            users::display_name,
+            shop_staff::role,
+            shop_staff::added_at,
+        ))
         .load(conn)?;
     let staff = rows
         .into_iter()
-        .map(|(user_id, handle, display_name, role, added_at)| StaffMember { user_id, handle, display_name, role, added_at })
+        .map(
+            |(user_id, handle, display_name, role, added_at)| StaffMember {
+                user_id,
+                handle,
+                display_name,
+                role,
+                added_at,
+            },
+        )
         .collect();
     Ok((m, staff))
 }
 
-pub fn add_staff(conn: &mut DbConn, me: &SessionUser, handle: &str, role: &str, now: NaiveDateTime) -> Result<(), AppError> {
+pub fn add_staff(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    handle: &str,
+    role: &str,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
     let m = require_shop_role(conn, me, ShopRole::Owner)?;
     let role = ShopRole::parse_staff(role).ok_or_else(|| AppError::field("role", "choose_one"))?;
     let user = accounts::find_by_handle(conn, handle.trim().trim_start_matches('@'))
@@ -390,7 +474,10 @@ pub fn add_staff(conn: &mut DbConn, me: &SessionUser, handle: &str, role: &str, 
         return Err(AppError::field("handle", "staff_self"));
     }
     write_tx(conn, |c| {
-        let count: i64 = shop_staff::table.filter(shop_staff::shop_id.eq(m.shop.id)).count().get_result(c)?;
+        let count: i64 = shop_staff::table
+            .filter(shop_staff::shop_id.eq(m.shop.id))
+            .count()
+            .get_result(c)?;
         if count >= MAX_STAFF {
             return Err(AppError::Conflict("staff.full"));
         }
@@ -404,43 +491,78 @@ pub fn add_staff(conn: &mut DbConn, me: &SessionUser, handle: &str, role: &str, 
             ))
             .execute(c);
         match inserted {
-            Err(e) if is_unique_violation(&e) => return Err(AppError::field("handle", "staff_exists")),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(AppError::field("handle", "staff_exists"))
+            }
             other => other?,
         };
-        accounts::audit(c, Some(me.id), "shop.staff_add", "user", Some(user.id), &format!("shop={} role={}", m.shop.id, role.as_str()))
+        accounts::audit(
+            c,
+            Some(me.id),
+            "shop.staff_add",
+            "user",
+            Some(user.id),
+            &format!("shop={} role={}", m.shop.id, role.as_str()),
+        )
     })
 }
 
 pub fn remove_staff(conn: &mut DbConn, me: &SessionUser, user_id: i64) -> Result<(), AppError> {
     let m = require_shop_role(conn, me, ShopRole::Owner)?;
     write_tx(conn, |c| {
-        let n = diesel::delete(shop_staff::table.filter(shop_staff::shop_id.eq(m.shop.id)).filter(shop_staff::user_id.eq(user_id)))
-            .execute(c)?;
+        let n = diesel::delete(
+            shop_staff::table
+                .filter(shop_staff::shop_id.eq(m.shop.id))
+                .filter(shop_staff::user_id.eq(user_id)),
+        )
+        .execute(c)?;
         if n == 0 {
             return Err(AppError::NotFound);
         }
-        accounts::audit(c, Some(me.id), "shop.staff_remove", "user", Some(user_id), &format!("shop={}", m.shop.id))
+        accounts::audit(
+            c,
+            Some(me.id),
+            "shop.staff_remove",
+            "user",
+            Some(user_id),
+            &format!("shop={}", m.shop.id),
+        )
     })
 }
 
 // ---------- follows ----------
 
 pub fn follower_count(conn: &mut DbConn, user_id: i64) -> Result<i64, AppError> {
-    Ok(follows::table.filter(follows::followee_id.eq(user_id)).count().get_result(conn)?)
+    Ok(follows::table
+        .filter(follows::followee_id.eq(user_id))
+        .count()
+        .get_result(conn)?)
 }
 
 pub fn following_count(conn: &mut DbConn, user_id: i64) -> Result<i64, AppError> {
-    Ok(follows::table.filter(follows::follower_id.eq(user_id)).count().get_result(conn)?)
+    Ok(follows::table
+        .filter(follows::follower_id.eq(user_id))
+        .count()
+        .get_result(conn)?)
 }
 
-pub fn follow(conn: &mut DbConn, me: &SessionUser, handle: &str, now: NaiveDateTime) -> Result<(), AppError> {
+pub fn follow(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    handle: &str,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
     let target = accounts::find_by_handle(conn, handle)?;
     if target.id == me.id {
         return Err(AppError::Conflict("follow.self"));
     }
     write_tx(conn, |c| {
         crate::per_backend!(c, |c| diesel::insert_into(follows::table)
-            .values((follows::follower_id.eq(me.id), follows::followee_id.eq(target.id), follows::created_at.eq(now)))
+            .values((
+                follows::follower_id.eq(me.id),
+                follows::followee_id.eq(target.id),
+                follows::created_at.eq(now)
+            ))
             .on_conflict_do_nothing()
             .execute(c))?;
         Ok(())
@@ -450,7 +572,12 @@ pub fn follow(conn: &mut DbConn, me: &SessionUser, handle: &str, now: NaiveDateT
 pub fn unfollow(conn: &mut DbConn, me: &SessionUser, handle: &str) -> Result<(), AppError> {
     let target = accounts::find_by_handle(conn, handle)?;
     write_tx(conn, |c| {
-        diesel::delete(follows::table.filter(follows::follower_id.eq(me.id)).filter(follows::followee_id.eq(target.id))).execute(c)?;
+        diesel::delete(
+            follows::table
+                .filter(follows::follower_id.eq(me.id))
+                .filter(follows::followee_id.eq(target.id)),
+        )
+        .execute(c)?;
         Ok(())
     })
 }
@@ -479,7 +606,13 @@ pub fn list_authorizations(
         .filter(sa::shop_id.eq(m.shop.id))
         .filter(sa::revoked_at.is_null())
         .order(sa::authorized_at)
-        .select((sa::id, users::id, users::handle, users::display_name, sa::authorized_at))
+        .select((
+            sa::id,
+            users::id,
+            users::handle,
+            users::display_name,
+            sa::authorized_at,
+        ))
         .load(conn)?;
     let mut out = Vec::new();
     for (id, uid, handle, display_name, authorized_at) in rows {
@@ -516,7 +649,9 @@ pub fn authorize_account(
     write_tx(conn, |c| {
         // Touch the shop row first: concurrent authorizations of one shop queue here (on
         // PostgreSQL the row lock, on SQLite the write lock), so the count below is exact.
-        diesel::update(shops::table.find(m.shop.id)).set(shops::updated_at.eq(now)).execute(c)?;
+        diesel::update(shops::table.find(m.shop.id))
+            .set(shops::updated_at.eq(now))
+            .execute(c)?;
         let live: i64 = sa::table
             .filter(sa::shop_id.eq(m.shop.id))
             .filter(sa::revoked_at.is_null())
@@ -526,13 +661,26 @@ pub fn authorize_account(
             return Err(AppError::Conflict("auth.full"));
         }
         let inserted = diesel::insert_into(sa::table)
-            .values((sa::shop_id.eq(m.shop.id), sa::user_id.eq(user.id), sa::authorized_at.eq(now)))
+            .values((
+                sa::shop_id.eq(m.shop.id),
+                sa::user_id.eq(user.id),
+                sa::authorized_at.eq(now),
+            ))
             .execute(c);
         match inserted {
-            Err(e) if is_unique_violation(&e) => return Err(AppError::field("handle", "auth_exists")),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(AppError::field("handle", "auth_exists"))
+            }
             other => other?,
         };
-        accounts::audit(c, Some(me.id), "shop.authorize", "user", Some(user.id), &format!("shop={}", m.shop.id))
+        accounts::audit(
+            c,
+            Some(me.id),
+            "shop.authorize",
+            "user",
+            Some(user.id),
+            &format!("shop={}", m.shop.id),
+        )
     })
 }
 
@@ -557,10 +705,21 @@ pub fn revoke_authorization(
         if now < at + Duration::days(rules.min_days_before_revoke) {
             return Err(AppError::Conflict("auth.too_early"));
         }
-        diesel::update(sa::table.find(authorization_id).filter(sa::revoked_at.is_null()))
-            .set(sa::revoked_at.eq(Some(now)))
-            .execute(c)?;
-        accounts::audit(c, Some(me.id), "shop.authorization_revoke", "user", Some(user_id), &format!("shop={}", m.shop.id))
+        diesel::update(
+            sa::table
+                .find(authorization_id)
+                .filter(sa::revoked_at.is_null()),
+        )
+        .set(sa::revoked_at.eq(Some(now)))
+        .execute(c)?;
+        accounts::audit(
+            c,
+            Some(me.id),
+            "shop.authorization_revoke",
+            "user",
+            Some(user_id),
+            &format!("shop={}", m.shop.id),
+        )
     })
 }
 
@@ -580,12 +739,14 @@ pub struct Profile {
 pub fn profile(conn: &mut DbConn, handle: &str, viewer: Option<i64>) -> Result<Profile, AppError> {
     let user = accounts::find_by_handle(conn, handle)?;
     let viewer_follows = match viewer {
-        Some(v) => follows::table
-            .filter(follows::follower_id.eq(v))
-            .filter(follows::followee_id.eq(user.id))
-            .count()
-            .get_result::<i64>(conn)?
-            > 0,
+        Some(v) => {
+            follows::table
+                .filter(follows::follower_id.eq(v))
+                .filter(follows::followee_id.eq(user.id))
+                .count()
+                .get_result::<i64>(conn)?
+                > 0
+        }
         None => false,
     };
     let shop = match shop_of_official(conn, user.id)? {
@@ -652,17 +813,33 @@ pub fn rebind_official(
     let user = accounts::find_by_handle(conn, new_handle.trim().trim_start_matches('@'))
         .map_err(|_| AppError::field("handle", "user_unknown"))?;
     let result = write_tx(conn, |c| {
-        let shop: Shop = shops::table.find(shop_id).select(Shop::as_select()).first(c).optional()?.ok_or(AppError::NotFound)?;
+        let shop: Shop = shops::table
+            .find(shop_id)
+            .select(Shop::as_select())
+            .first(c)
+            .optional()?
+            .ok_or(AppError::NotFound)?;
         if shop.official_user_id == user.id {
             return Err(AppError::Conflict("shop.already_bound"));
         }
-        diesel::update(shops::table.find(shop_id).filter(shops::official_user_id.eq(shop.official_user_id)))
-            .set((shops::official_user_id.eq(user.id), shops::updated_at.eq(now)))
-            .execute(c)?;
+        diesel::update(
+            shops::table
+                .find(shop_id)
+                .filter(shops::official_user_id.eq(shop.official_user_id)),
+        )
+        .set((
+            shops::official_user_id.eq(user.id),
+            shops::updated_at.eq(now),
+        ))
+        .execute(c)?;
         // The new official account can not stay an authorized account of any shop.
-        diesel::update(sa::table.filter(sa::user_id.eq(user.id)).filter(sa::revoked_at.is_null()))
-            .set(sa::revoked_at.eq(Some(now)))
-            .execute(c)?;
+        diesel::update(
+            sa::table
+                .filter(sa::user_id.eq(user.id))
+                .filter(sa::revoked_at.is_null()),
+        )
+        .set(sa::revoked_at.eq(Some(now)))
+        .execute(c)?;
         accounts::ensure_role(c, user.id, Role::Merchant, now)?;
         accounts::audit(
             c,
@@ -670,11 +847,16 @@ pub fn rebind_official(
             "shop.rebind",
             "shop",
             Some(shop_id),
-            &format!("from user {} to user {}: {reason}", shop.official_user_id, user.id),
+            &format!(
+                "from user {} to user {}: {reason}",
+                shop.official_user_id, user.id
+            ),
         )
     });
     match result {
-        Err(AppError::Db(e)) if is_unique_violation(&e) => Err(AppError::field("handle", "auth_is_official")),
+        Err(AppError::Db(e)) if is_unique_violation(&e) => {
+            Err(AppError::field("handle", "auth_is_official"))
+        }
         other => other,
     }
 }
@@ -690,11 +872,21 @@ pub fn admin_list_shops(
         return Err(AppError::Forbidden("error.403.body"));
     }
     let q = query.trim().to_lowercase();
-    let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let pattern = format!(
+        "%{}%",
+        q.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
     let filtered = || {
         let mut b = shops::table.inner_join(users::table).into_boxed();
         if !q.is_empty() {
-            b = b.filter(shops::slug.like(pattern.clone()).escape('\\').or(shops::name.like(pattern.clone()).escape('\\')));
+            b = b.filter(
+                shops::slug
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(shops::name.like(pattern.clone()).escape('\\')),
+            );
         }
         b
     };
@@ -706,5 +898,21 @@ pub fn admin_list_shops(
         .offset(page.offset(PER_PAGE))
         .select((Shop::as_select(), users::handle))
         .load(conn)?;
-    Ok(crate::pagination::Paginated { items, page: page.number(), per_page: PER_PAGE, total })
+    Ok(crate::pagination::Paginated {
+        items,
+        page: page.number(),
+        per_page: PER_PAGE,
+        total,
+    })
+}
+
+/// The newest active shops with their official accounts' handles (the home page).
+pub fn recent_shops(conn: &mut DbConn, limit: i64) -> Result<Vec<(Shop, String)>, AppError> {
+    Ok(shops::table
+        .inner_join(users::table)
+        .filter(shops::status.eq_any(["active", "restricted"]))
+        .order(shops::id.desc())
+        .limit(limit)
+        .select((Shop::as_select(), users::handle))
+        .load(conn)?)
 }

@@ -19,11 +19,13 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
 #[template(path = "site/home.html")]
 struct HomePage {
     ctx: PageCtx,
+    shops: Vec<(crate::shops::Shop, String)>,
 }
 
 #[get("/")]
-async fn home(ctx: PageCtx) -> Result<HttpResponse, AppError> {
-    web::render(&HomePage { ctx })
+async fn home(state: State, ctx: PageCtx) -> Result<HttpResponse, AppError> {
+    let shops = web::db(&state, |c, _| crate::shops::service::recent_shops(c, 8)).await?;
+    web::render(&HomePage { ctx, shops })
 }
 
 /// One dashboard page per role; `area` picks the title and the tiles.

@@ -236,7 +236,12 @@ pub fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         actix_web::rt::System::new().block_on(async move {
             match app::build(s, BuildOptions { scheduler: false }).await {
                 Ok(r) => {
-                    let _ = tx.send(Ok((r.port, r.state.pool.clone(), r.state.clock.clone(), r.server.handle())));
+                    let _ = tx.send(Ok((
+                        r.port,
+                        r.state.pool.clone(),
+                        r.state.clock.clone(),
+                        r.server.handle(),
+                    )));
                     let _ = r.server.await;
                 }
                 Err(e) => {
@@ -429,14 +434,31 @@ pub async fn signup(c: &Client, handle: &str) -> (String, Resp) {
 }
 
 /// Posts a multipart form like a browser: token from `page`, text fields and files.
-pub async fn submit_multipart(c: &Client, page: &str, action: &str, fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> Resp {
+pub async fn submit_multipart(
+    c: &Client,
+    page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+    files: &[(&str, &[u8])],
+) -> Resp {
     let token = csrf_in(&c.get(page).await.body);
     let mut form = reqwest::multipart::Form::new().text("csrf_token", token);
     for (k, v) in fields {
         form = form.text(k.to_string(), v.to_string());
     }
     for (k, bytes) in files {
-        form = form.part(k.to_string(), reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("upload.bin"));
+        form = form.part(
+            k.to_string(),
+            reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("upload.bin"),
+        );
     }
-    Client::read(c.http.post(format!("{}{action}", c.base)).multipart(form).send().await.expect("POST")).await
+    Client::read(
+        c.http
+            .post(format!("{}{action}", c.base))
+            .multipart(form)
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await
 }
