@@ -151,6 +151,7 @@ pub async fn build(settings: Settings, opts: BuildOptions) -> Result<Running, Ap
             .configure(crate::site::routes::routes)
             .configure(crate::accounts::routes::routes)
             .configure(crate::shops::routes::routes)
+            .configure(crate::catalog::routes::routes)
             .default_service(aw::to(|| async {
                 Err::<HttpResponse, AppError>(AppError::NotFound)
             }))

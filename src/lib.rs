@@ -4,10 +4,12 @@
 
 pub mod accounts;
 pub mod app;
+pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod governance;
 pub mod i18n;
 pub mod jobs;
 pub mod mail;

@@ -1034,3 +1034,27 @@ pub fn ensure_role(
     }
     Ok(())
 }
+
+/// Appends an audit row about something in a shop (append-only).
+pub fn audit_shop(
+    c: &mut DbConn,
+    actor: Option<i64>,
+    action: &str,
+    subject_type: &str,
+    subject_id: Option<i64>,
+    shop_id: Option<i64>,
+    detail: &str,
+) -> Result<(), AppError> {
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::actor_user_id.eq(actor),
+            audit_log::action.eq(action),
+            audit_log::subject_type.eq(subject_type),
+            audit_log::subject_id.eq(subject_id),
+            audit_log::shop_id.eq(shop_id),
+            audit_log::detail.eq(detail),
+            audit_log::created_at.eq(now()),
+        ))
+        .execute(c)?;
+    Ok(())
+}

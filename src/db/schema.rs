@@ -199,6 +199,95 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    products (id) {
+        id -> BigInt,
+        shop_id -> BigInt,
+        category_id -> BigInt,
+        title -> Text,
+        subtitle -> Text,
+        description -> Text,
+        attributes -> Text,
+        variant_spec -> Text,
+        status -> Text,
+        status_reason -> Text,
+        delisted_by_platform -> Bool,
+        price_min -> Nullable<BigInt>,
+        price_max -> Nullable<BigInt>,
+        sales_count -> BigInt,
+        cover_media_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        listed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    skus (id) {
+        id -> BigInt,
+        product_id -> BigInt,
+        shop_id -> BigInt,
+        code -> Text,
+        attrs -> Text,
+        price_fen -> BigInt,
+        list_price_fen -> Nullable<BigInt>,
+        stock -> BigInt,
+        position -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    product_images (id) {
+        id -> BigInt,
+        product_id -> BigInt,
+        media_id -> BigInt,
+        thumb_media_id -> Nullable<BigInt>,
+        position -> BigInt,
+    }
+}
+
+diesel::table! {
+    rule_sets (id) {
+        id -> BigInt,
+        note -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    prohibited_terms (id) {
+        id -> BigInt,
+        term -> Text,
+        match_type -> Text,
+        scope -> Text,
+        scope_category_id -> Nullable<BigInt>,
+        severity -> Text,
+        legal_basis -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    rule_params (key) {
+        key -> Text,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    listing_checks (id) {
+        id -> BigInt,
+        product_id -> BigInt,
+        rule_set_id -> BigInt,
+        outcome -> Text,
+        hits -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
@@ -209,6 +298,11 @@ diesel::joinable!(shop_staff -> shops (shop_id));
 diesel::joinable!(shop_staff -> users (user_id));
 diesel::joinable!(shop_authorizations -> shops (shop_id));
 diesel::joinable!(shop_authorizations -> users (user_id));
+diesel::joinable!(products -> shops (shop_id));
+diesel::joinable!(products -> categories (category_id));
+diesel::joinable!(skus -> products (product_id));
+diesel::joinable!(product_images -> products (product_id));
+diesel::joinable!(listing_checks -> products (product_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -227,4 +321,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     shop_staff,
     shop_authorizations,
     follows,
+    products,
+    skus,
+    product_images,
+    rule_sets,
+    prohibited_terms,
+    rule_params,
+    listing_checks,
 );

@@ -557,6 +557,7 @@ struct ProfilePage {
     ctx: PageCtx,
     p: service::Profile,
     is_me: bool,
+    products: Vec<crate::catalog::model::Product>,
 }
 
 impl ProfilePage {
@@ -583,9 +584,32 @@ async fn profile(
 ) -> Result<HttpResponse, AppError> {
     let handle = path.into_inner().to_ascii_lowercase();
     let me = viewer.user.as_ref().map(|u| u.id);
-    let p = web::db(&state, move |c, _| service::profile(c, &handle, me)).await?;
+    let now = state.clock.now();
+    let (p, products) = web::db(&state, move |c, _| {
+        let p = service::profile(c, &handle, me)?;
+        let products = match &p.shop {
+            Some((shop, _)) if shop.status_at(now) != ShopStatus::Cleared => {
+                crate::catalog::service::shop_products(
+                    c,
+                    shop.id,
+                    "",
+                    PageQuery { page: None },
+                    12,
+                )?
+                .items
+            }
+            _ => Vec::new(),
+        };
+        Ok((p, products))
+    })
+    .await?;
     let is_me = me == Some(p.user.id);
-    web::render(&ProfilePage { ctx, p, is_me })
+    web::render(&ProfilePage {
+        ctx,
+        p,
+        is_me,
+        products,
+    })
 }
 
 #[post("/@{handle}/follow")]
@@ -624,11 +648,24 @@ struct StorefrontPage {
     ctx: PageCtx,
     s: service::Storefront,
     status: ShopStatus,
+    products: Paginated<crate::catalog::model::Product>,
+    q: String,
 }
 
 impl StorefrontPage {
     fn description_lines(&self) -> Vec<&str> {
         self.s.shop.description.lines().collect()
+    }
+    fn page_link(&self, n: i64) -> String {
+        let q: String = url::form_urlencoded::byte_serialize(self.q.as_bytes()).collect();
+        format!("/shops/{}?q={q}&page={n}", self.s.shop.slug)
+    }
+    fn page_label(&self) -> String {
+        self.ctx.tf(
+            "pager.page",
+            "page",
+            &format!("{} / {}", self.products.page, self.products.pages()),
+        )
     }
     fn notice(&self) -> String {
         self.ctx.t(&format!("shop.notice.{}", self.status.as_str()))
@@ -647,16 +684,51 @@ impl StorefrontPage {
     }
 }
 
+#[derive(Deserialize)]
+struct StoreQuery {
+    q: Option<String>,
+    page: Option<i64>,
+}
+
+/// Products per storefront page.
+pub const STORE_PAGE: i64 = 24;
+
 #[get("/shops/{slug}")]
 async fn storefront(
     state: State,
     ctx: PageCtx,
     path: aw::Path<String>,
+    q: aw::Query<StoreQuery>,
 ) -> Result<HttpResponse, AppError> {
     let slug = path.into_inner();
-    let s = web::db(&state, move |c, _| service::storefront(c, &slug)).await?;
-    let status = s.shop.status_at(state.clock.now());
-    web::render(&StorefrontPage { ctx, s, status })
+    let query: String = q.q.clone().unwrap_or_default().chars().take(60).collect();
+    let page = PageQuery { page: q.page };
+    let qq = query.clone();
+    let now = state.clock.now();
+    let (s, products) = web::db(&state, move |c, _| {
+        let s = service::storefront(c, &slug)?;
+        // A cleared shop's products never appear in public.
+        let products = if s.shop.status_at(now) == ShopStatus::Cleared {
+            Paginated {
+                items: Vec::new(),
+                page: 1,
+                per_page: STORE_PAGE,
+                total: 0,
+            }
+        } else {
+            crate::catalog::service::shop_products(c, s.shop.id, &qq, page, STORE_PAGE)?
+        };
+        Ok((s, products))
+    })
+    .await?;
+    let status = s.shop.status_at(now);
+    web::render(&StorefrontPage {
+        ctx,
+        s,
+        status,
+        products,
+        q: query,
+    })
 }
 
 // ---------- admin ----------

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod browser;
+mod catalog;
 mod common;
 mod flows;
 mod i18n;

@@ -1,0 +1,931 @@
+//! Catalog use cases: products (SPU) and SKUs for merchants, the listing workflow through the
+//! rules engine, moderators' review and delisting, and what buyers may see. A merchant reaches
+//! products only through their own shop membership: another shop's product is "not found".
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Deserialize;
+
+use super::model::{parse_yuan, Product, Sku, VariantSpec};
+use crate::accounts::{service as accounts, Role, SessionUser};
+use crate::db::schema::{
+    categories, listing_checks as lc, products, shop_qualifications as sq, shops, skus, users,
+};
+use crate::db::{is_unique_violation, write_tx, DbConn};
+use crate::error::{AppError, FieldErrors};
+use crate::governance::rules::{self, Hit, Listing, Outcome};
+use crate::i18n::{self, Locale};
+use crate::mail::{self, Outgoing};
+use crate::pagination::{PageQuery, Paginated};
+use crate::shops::model::{Category, Shop, ShopRole};
+use crate::shops::service::{require_shop_role, Membership};
+
+pub const PER_PAGE: i64 = 20;
+
+/// The basic fields of a product.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct ProductForm {
+    pub title: String,
+    pub subtitle: String,
+    pub description: String,
+    pub attributes: String,
+    pub category_id: String,
+}
+
+struct CleanProduct {
+    title: String,
+    subtitle: String,
+    description: String,
+    attributes: String,
+    category_id: i64,
+}
+
+fn text_ok(s: &str) -> bool {
+    !s.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+}
+
+fn clean(conn: &mut DbConn, f: &ProductForm) -> Result<CleanProduct, AppError> {
+    let mut e = FieldErrors::new();
+    let title = f.title.trim().to_string();
+    match title.chars().count() {
+        0 => e.add("title", "required"),
+        n if !(4..=60).contains(&n) => e.add("title", "title_length"),
+        _ if !text_ok(&title) || title.contains('\n') => e.add("title", "no_control_chars"),
+        _ => {}
+    }
+    let subtitle = f.subtitle.trim().to_string();
+    if subtitle.chars().count() > 60 || subtitle.contains('\n') {
+        e.add("subtitle", "subtitle_length");
+    }
+    let description = f.description.trim().replace("\r\n", "\n");
+    if description.chars().count() > 5000 {
+        e.add("description", "product_description_length");
+    } else if !text_ok(&description) {
+        e.add("description", "no_control_chars");
+    }
+    let attributes = f.attributes.trim().replace("\r\n", "\n");
+    if attributes.chars().count() > 2000
+        || attributes
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .any(|l| !l.contains(':') && !l.contains('：'))
+    {
+        e.add("attributes", "attributes_format");
+    }
+    let category_id = f.category_id.trim().parse::<i64>().ok().filter(|id| {
+        categories::table
+            .find(*id)
+            .count()
+            .get_result::<i64>(conn)
+            .map(|n| n == 1)
+            .unwrap_or(false)
+    });
+    if category_id.is_none() {
+        e.add("category_id", "choose_one");
+    }
+    e.into_result()?;
+    Ok(CleanProduct {
+        title,
+        subtitle,
+        description,
+        attributes,
+        category_id: category_id.unwrap_or_default(),
+    })
+}
+
+/// A product of the caller's shop (404 for anyone else's).
+fn own_product(conn: &mut DbConn, m: &Membership, id: i64) -> Result<Product, AppError> {
+    products::table
+        .find(id)
+        .filter(products::shop_id.eq(m.shop.id))
+        .filter(products::status.ne("removed"))
+        .select(Product::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)
+}
+
+pub fn skus_of(conn: &mut DbConn, product_id: i64) -> Result<Vec<Sku>, AppError> {
+    Ok(skus::table
+        .filter(skus::product_id.eq(product_id))
+        .order((skus::position, skus::id))
+        .select(Sku::as_select())
+        .load(conn)?)
+}
+
+/// The hits of the newest check of a product.
+pub fn last_hits(conn: &mut DbConn, product_id: i64) -> Result<Vec<Hit>, AppError> {
+    let text: Option<String> = lc::table
+        .filter(lc::product_id.eq(product_id))
+        .order(lc::id.desc())
+        .select(lc::hits)
+        .first(conn)
+        .optional()?;
+    Ok(text
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default())
+}
+
+pub fn create_product(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    f: &ProductForm,
+    now: NaiveDateTime,
+) -> Result<i64, AppError> {
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    let p = clean(conn, f)?;
+    write_tx(conn, |c| {
+        let id: i64 = diesel::insert_into(products::table)
+            .values((
+                products::shop_id.eq(m.shop.id),
+                products::category_id.eq(p.category_id),
+                products::title.eq(&p.title),
+                products::subtitle.eq(&p.subtitle),
+                products::description.eq(&p.description),
+                products::attributes.eq(&p.attributes),
+                products::status.eq("draft"),
+                products::created_at.eq(now),
+                products::updated_at.eq(now),
+            ))
+            .returning(products::id)
+            .get_result(c)?;
+        // Every product starts with one SKU; variants can replace it with a grid.
+        insert_sku(c, m.shop.id, id, "", 0, now)?;
+        Ok(id)
+    })
+}
+
+fn insert_sku(
+    c: &mut DbConn,
+    shop_id: i64,
+    product_id: i64,
+    attrs: &str,
+    position: i64,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    diesel::insert_into(skus::table)
+        .values((
+            skus::product_id.eq(product_id),
+            skus::shop_id.eq(shop_id),
+            skus::code.eq(format!("P{product_id}-{}", position + 1)),
+            skus::attrs.eq(attrs),
+            skus::price_fen.eq(0i64),
+            skus::stock.eq(0i64),
+            skus::position.eq(position),
+            skus::created_at.eq(now),
+            skus::updated_at.eq(now),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Everything the edit page shows.
+pub struct Editable {
+    pub m: Membership,
+    pub product: Product,
+    pub skus: Vec<Sku>,
+    pub hits: Vec<Hit>,
+}
+
+pub fn editable(conn: &mut DbConn, me: &SessionUser, id: i64) -> Result<Editable, AppError> {
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    let product = own_product(conn, &m, id)?;
+    Ok(Editable {
+        skus: skus_of(conn, id)?,
+        hits: last_hits(conn, id)?,
+        product,
+        m,
+    })
+}
+
+/// Saves the basic fields. An edit of a listed product is checked again at once (and may
+/// leave the storefront until it passes).
+pub fn update_product(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    id: i64,
+    f: &ProductForm,
+    now: NaiveDateTime,
+) -> Result<Option<Outcome>, AppError> {
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    let product = own_product(conn, &m, id)?;
+    if product.status == "pending_review" {
+        return Err(AppError::Conflict("product.pending"));
+    }
+    let p = clean(conn, f)?;
+    write_tx(conn, |c| {
+        diesel::update(products::table.find(id))
+            .set((
+                products::title.eq(&p.title),
+                products::subtitle.eq(&p.subtitle),
+                products::description.eq(&p.description),
+                products::attributes.eq(&p.attributes),
+                products::category_id.eq(p.category_id),
+                products::updated_at.eq(now),
+            ))
+            .execute(c)?;
+        if product.status == "listed" {
+            return check_and_apply(c, &m, id, now).map(Some);
+        }
+        Ok(None)
+    })
+}
+
+/// Replaces the variant dimensions and regenerates the SKU grid, keeping the SKUs whose
+/// combination still exists (with their prices and stock).
+pub fn set_variants(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    id: i64,
+    text: &str,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    let product = own_product(conn, &m, id)?;
+    if product.status == "listed" || product.status == "pending_review" {
+        return Err(AppError::Conflict("product.delist_first"));
+    }
+    let spec = VariantSpec::parse(text).map_err(|c| AppError::field("variants", c))?;
+    let wanted = spec.combinations();
+    write_tx(conn, |c| {
+        let existing = skus_of(c, id)?;
+        for s in existing.iter().filter(|s| !wanted.contains(&s.attrs)) {
+            diesel::delete(skus::table.find(s.id)).execute(c)?;
+        }
+        let max_pos = existing.iter().map(|s| s.position).max().unwrap_or(-1);
+        let mut next = max_pos + 1;
+        for (i, attrs) in wanted.iter().enumerate() {
+            match existing.iter().find(|s| &s.attrs == attrs) {
+                Some(s) => {
+                    diesel::update(skus::table.find(s.id))
+                        .set(skus::position.eq(i as i64))
+                        .execute(c)?;
+                }
+                None => {
+                    // Codes stay unique: new rows take fresh numbers.
+                    insert_sku(c, m.shop.id, id, attrs, next, now)?;
+                    diesel::update(
+                        skus::table
+                            .filter(skus::product_id.eq(id))
+                            .filter(skus::position.eq(next)),
+                    )
+                    .set(skus::position.eq(i as i64))
+                    .execute(c)?;
+                    next += 1;
+                }
+            }
+        }
+        diesel::update(products::table.find(id))
+            .set((
+                products::variant_spec.eq(spec.to_text()),
+                products::updated_at.eq(now),
+            ))
+            .execute(c)?;
+        refresh_price_range(c, id)
+    })
+}
+
+/// One row of the SKU grid as typed.
+#[derive(Debug, Clone, Default)]
+pub struct SkuInput {
+    pub id: i64,
+    pub code: String,
+    pub price: String,
+    pub list_price: String,
+    pub stock: String,
+}
+
+/// Saves the SKU grid: every row is checked first, and nothing is written when any is bad.
+pub fn save_skus(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    id: i64,
+    rows: &[SkuInput],
+    now: NaiveDateTime,
+) -> Result<Option<Outcome>, AppError> {
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    let product = own_product(conn, &m, id)?;
+    if product.status == "pending_review" {
+        return Err(AppError::Conflict("product.pending"));
+    }
+    let existing = skus_of(conn, id)?;
+    let mut e = FieldErrors::new();
+    let mut clean = Vec::new();
+    for r in rows {
+        if !existing.iter().any(|s| s.id == r.id) {
+            return Err(AppError::NotFound);
+        }
+        let f = |name: &str| format!("sku_{}_{name}", r.id);
+        let code = r.code.trim().to_string();
+        if code.is_empty()
+            || code.chars().count() > 40
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            e.add(&f("code"), "sku_code_format");
+        }
+        let price = parse_yuan(&r.price);
+        if price.is_none() {
+            e.add(&f("price"), "price_format");
+        }
+        let list = if r.list_price.trim().is_empty() {
+            Some(None)
+        } else {
+            parse_yuan(&r.list_price).map(Some)
+        };
+        if list.is_none() {
+            e.add(&f("list_price"), "price_format");
+        }
+        let stock = r
+            .stock
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|s| (0..=10_000_000).contains(s));
+        if stock.is_none() {
+            e.add(&f("stock"), "stock_format");
+        }
+        if let (Some(p), Some(l), Some(s)) = (price, list, stock) {
+            clean.push((r.id, code, p, l, s));
+        }
+    }
+    let mut codes: Vec<&str> = clean.iter().map(|c| c.1.as_str()).collect();
+    codes.sort();
+    if codes.windows(2).any(|w| w[0] == w[1]) {
+        e.add("skus", "sku_code_duplicate");
+    }
+    e.into_result()?;
+    let result = write_tx(conn, |c| {
+        for (sku_id, code, price, list, stock) in &clean {
+            diesel::update(skus::table.find(sku_id).filter(skus::product_id.eq(id)))
+                .set((
+                    skus::code.eq(code),
+                    skus::price_fen.eq(price),
+                    skus::list_price_fen.eq(list),
+                    skus::stock.eq(stock),
+                    skus::updated_at.eq(now),
+                ))
+                .execute(c)?;
+        }
+        refresh_price_range(c, id)?;
+        if product.status == "listed" {
+            return check_and_apply(c, &m, id, now).map(Some);
+        }
+        Ok(None)
+    });
+    match result {
+        Err(AppError::Db(e)) if is_unique_violation(&e) => {
+            Err(AppError::field("skus", "sku_code_taken"))
+        }
+        other => other,
+    }
+}
+
+fn refresh_price_range(c: &mut DbConn, id: i64) -> Result<(), AppError> {
+    let prices: Vec<i64> = skus::table
+        .filter(skus::product_id.eq(id))
+        .select(skus::price_fen)
+        .load(c)?;
+    let (min, max) = (prices.iter().min().copied(), prices.iter().max().copied());
+    diesel::update(products::table.find(id))
+        .set((products::price_min.eq(min), products::price_max.eq(max)))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Changes one SKU's stock by `delta` with a single conditional update (never below zero).
+pub fn adjust_stock(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    sku_id: i64,
+    delta: i64,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    write_tx(conn, |c| {
+        let n = diesel::update(
+            skus::table
+                .find(sku_id)
+                .filter(skus::shop_id.eq(m.shop.id))
+                .filter(skus::stock.ge(-delta)),
+        )
+        .set((
+            skus::stock.eq(skus::stock + delta),
+            skus::updated_at.eq(now),
+        ))
+        .execute(c)?;
+        if n == 0 {
+            let mine: i64 = skus::table
+                .find(sku_id)
+                .filter(skus::shop_id.eq(m.shop.id))
+                .count()
+                .get_result(c)?;
+            return Err(if mine == 0 {
+                AppError::NotFound
+            } else {
+                AppError::Conflict("stock.insufficient")
+            });
+        }
+        Ok(())
+    })
+}
+
+/// The category, its ancestors and what they require.
+fn category_path(c: &mut DbConn, id: i64) -> Result<Vec<Category>, AppError> {
+    let mut path = Vec::new();
+    let mut next = Some(id);
+    while let Some(cid) = next {
+        let cat: Category = categories::table
+            .find(cid)
+            .select(Category::as_select())
+            .first(c)?;
+        next = cat.parent_id;
+        path.push(cat);
+        if path.len() > 8 {
+            break;
+        }
+    }
+    Ok(path)
+}
+
+/// Runs the rules on a product, records the check, and moves the product to its outcome.
+fn check_and_apply(
+    c: &mut DbConn,
+    m: &Membership,
+    id: i64,
+    now: NaiveDateTime,
+) -> Result<Outcome, AppError> {
+    let product: Product = products::table
+        .find(id)
+        .select(Product::as_select())
+        .first(c)?;
+    let skus = skus_of(c, id)?;
+    let path = category_path(c, product.category_id)?;
+    let held: Vec<String> = sq::table
+        .filter(sq::shop_id.eq(m.shop.id))
+        .select(sq::kind)
+        .load(c)?;
+    let ruleset = rules::load(c)?;
+    let listing = Listing {
+        texts: [
+            ("title", &product.title),
+            ("subtitle", &product.subtitle),
+            ("description", &product.description),
+            ("attributes", &product.attributes),
+        ],
+        category_path: path.iter().map(|c| c.id).collect(),
+        required_qualifications: path
+            .iter()
+            .flat_map(|c| c.required())
+            .map(|k| k.as_str().to_string())
+            .collect(),
+        shop_qualifications: held,
+        skus: skus
+            .iter()
+            .map(|s| (s.code.clone(), s.price_fen, s.list_price_fen))
+            .collect(),
+    };
+    let mut hits = ruleset.evaluate(&listing);
+    hits.dedup();
+    let mut result = rules::outcome(&hits);
+    // A product the platform took down goes back through a moderator, whatever the rules say.
+    if result == Outcome::Pass && product.delisted_by_platform {
+        result = Outcome::ManualReview;
+    }
+    let (status, listed_at) = match result {
+        Outcome::Pass => ("listed", Some(now)),
+        Outcome::ManualReview => ("pending_review", product.listed_at),
+        Outcome::NeedsChanges => ("needs_changes", product.listed_at),
+    };
+    diesel::insert_into(lc::table)
+        .values((
+            lc::product_id.eq(id),
+            lc::rule_set_id.eq(ruleset.version),
+            lc::outcome.eq(status),
+            lc::hits.eq(serde_json::to_string(&hits).map_err(AppError::internal)?),
+            lc::created_at.eq(now),
+        ))
+        .execute(c)?;
+    diesel::update(products::table.find(id))
+        .set((
+            products::status.eq(status),
+            products::status_reason.eq(""),
+            products::listed_at.eq(listed_at),
+            products::updated_at.eq(now),
+        ))
+        .execute(c)?;
+    Ok(result)
+}
+
+/// Submits a product for listing: the rules decide between listed, needs changes and manual
+/// review.
+pub fn submit(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    id: i64,
+    now: NaiveDateTime,
+) -> Result<Outcome, AppError> {
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    let product = own_product(conn, &m, id)?;
+    match product.status.as_str() {
+        "pending_review" => return Err(AppError::Conflict("product.pending")),
+        "listed" => return Err(AppError::Conflict("product.already_listed")),
+        _ => {}
+    }
+    if !m.shop.status_at(now).can_list() {
+        return Err(AppError::Conflict("shop.cannot_list"));
+    }
+    write_tx(conn, |c| {
+        // Compare-and-set: a concurrent submit of the same product finds it moved on.
+        let n = diesel::update(
+            products::table
+                .find(id)
+                .filter(products::status.eq(&product.status)),
+        )
+        .set(products::updated_at.eq(now))
+        .execute(c)?;
+        if n == 0 {
+            return Err(AppError::Conflict("product.changed"));
+        }
+        check_and_apply(c, &m, id, now)
+    })
+}
+
+/// Takes the merchant's own listed products off sale; returns how many changed.
+pub fn delist_own(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    ids: &[i64],
+    now: NaiveDateTime,
+) -> Result<usize, AppError> {
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    write_tx(conn, |c| {
+        Ok(diesel::update(
+            products::table
+                .filter(products::id.eq_any(ids))
+                .filter(products::shop_id.eq(m.shop.id))
+                .filter(products::status.eq("listed")),
+        )
+        .set((
+            products::status.eq("delisted"),
+            products::status_reason.eq(""),
+            products::updated_at.eq(now),
+        ))
+        .execute(c)?)
+    })
+}
+
+/// Puts the merchant's own delisted products back through the checks; returns the outcomes.
+pub fn relist_own(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    ids: &[i64],
+    now: NaiveDateTime,
+) -> Result<Vec<(i64, Outcome)>, AppError> {
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    let candidates: Vec<i64> = products::table
+        .filter(products::id.eq_any(ids))
+        .filter(products::shop_id.eq(m.shop.id))
+        .filter(products::status.eq("delisted"))
+        .select(products::id)
+        .load(conn)?;
+    let mut out = Vec::new();
+    for id in candidates {
+        out.push((id, submit(conn, me, id, now)?));
+    }
+    Ok(out)
+}
+
+/// One row of the merchant's product list.
+#[derive(Debug, Clone)]
+pub struct ProductRow {
+    pub product: Product,
+    pub stock: i64,
+}
+
+pub fn list_own(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    status: &str,
+    q: &str,
+    page: PageQuery,
+) -> Result<(Membership, Paginated<ProductRow>), AppError> {
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    let q = q.trim().to_lowercase();
+    let pattern = like_pattern(&q);
+    let status = status.to_string();
+    let filtered = || {
+        let mut b = products::table
+            .filter(products::shop_id.eq(m.shop.id))
+            .filter(products::status.ne("removed"))
+            .into_boxed();
+        if !status.is_empty() {
+            b = b.filter(products::status.eq(status.clone()));
+        }
+        if !q.is_empty() {
+            b = b.filter(products::title.like(pattern.clone()).escape('\\'));
+        }
+        b
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let items: Vec<Product> = filtered()
+        .order(products::id.desc())
+        .limit(PER_PAGE)
+        .offset(page.offset(PER_PAGE))
+        .select(Product::as_select())
+        .load(conn)?;
+    let ids: Vec<i64> = items.iter().map(|p| p.id).collect();
+    let stocks: Vec<(i64, i64)> = skus::table
+        .filter(skus::product_id.eq_any(&ids))
+        .select((skus::product_id, skus::stock))
+        .load(conn)?;
+    let items = items
+        .into_iter()
+        .map(|product| {
+            let stock = stocks
+                .iter()
+                .filter(|(p, _)| *p == product.id)
+                .map(|(_, s)| s)
+                .sum();
+            ProductRow { product, stock }
+        })
+        .collect();
+    Ok((
+        m,
+        Paginated {
+            items,
+            page: page.number(),
+            per_page: PER_PAGE,
+            total,
+        },
+    ))
+}
+
+/// A LIKE pattern for a substring, with LIKE's wildcards escaped.
+pub fn like_pattern(q: &str) -> String {
+    format!(
+        "%{}%",
+        q.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
+// ---------- buyers ----------
+
+/// A product as buyers see it. Only listed products of shops that are not cleared exist here.
+pub struct PublicProduct {
+    pub product: Product,
+    pub skus: Vec<Sku>,
+    pub shop: Shop,
+    pub official_handle: String,
+}
+
+pub fn public_product(conn: &mut DbConn, id: i64) -> Result<PublicProduct, AppError> {
+    let row: Option<(Product, Shop, String)> = products::table
+        .inner_join(shops::table.inner_join(users::table))
+        .filter(products::id.eq(id))
+        .filter(products::status.eq("listed"))
+        .filter(shops::status.ne("cleared"))
+        .select((Product::as_select(), Shop::as_select(), users::handle))
+        .first(conn)
+        .optional()?;
+    let (product, shop, official_handle) = row.ok_or(AppError::NotFound)?;
+    Ok(PublicProduct {
+        skus: skus_of(conn, id)?,
+        product,
+        shop,
+        official_handle,
+    })
+}
+
+/// Listed products of a shop, newest first, optionally matching `q`.
+pub fn shop_products(
+    conn: &mut DbConn,
+    shop_id: i64,
+    q: &str,
+    page: PageQuery,
+    per_page: i64,
+) -> Result<Paginated<Product>, AppError> {
+    let pattern = like_pattern(&q.trim().to_lowercase());
+    let has_q = !q.trim().is_empty();
+    let filtered = || {
+        let mut b = products::table
+            .filter(products::shop_id.eq(shop_id))
+            .filter(products::status.eq("listed"))
+            .into_boxed();
+        if has_q {
+            b = b.filter(products::title.like(pattern.clone()).escape('\\'));
+        }
+        b
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let items = filtered()
+        .order((products::listed_at.desc(), products::id.desc()))
+        .limit(per_page)
+        .offset(page.offset(per_page))
+        .select(Product::as_select())
+        .load(conn)?;
+    Ok(Paginated {
+        items,
+        page: page.number(),
+        per_page,
+        total,
+    })
+}
+
+// ---------- moderators ----------
+
+/// A product in a moderator's list, with its shop.
+pub struct ModerationRow {
+    pub product: Product,
+    pub shop_name: String,
+    pub shop_slug: String,
+    pub hits: Vec<Hit>,
+}
+
+fn require_moderator(me: &SessionUser) -> Result<(), AppError> {
+    if me.has_role(Role::Moderator) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("error.403.body"))
+    }
+}
+
+/// Products for moderators: the review queue (`pending_review`, oldest first) or a search.
+pub fn moderation_list(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    queue: bool,
+    q: &str,
+    page: PageQuery,
+) -> Result<Paginated<ModerationRow>, AppError> {
+    require_moderator(me)?;
+    let pattern = like_pattern(&q.trim().to_lowercase());
+    let has_q = !q.trim().is_empty();
+    let filtered = || {
+        let mut b = products::table.inner_join(shops::table).into_boxed();
+        if queue {
+            b = b.filter(products::status.eq("pending_review"));
+        } else {
+            b = b.filter(products::status.ne("removed"));
+        }
+        if has_q {
+            b = b.filter(
+                products::title
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(shops::name.like(pattern.clone()).escape('\\')),
+            );
+        }
+        b
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let ordered = if queue {
+        filtered().order(products::updated_at.asc())
+    } else {
+        filtered().order(products::id.desc())
+    };
+    let rows: Vec<(Product, String, String)> = ordered
+        .limit(PER_PAGE)
+        .offset(page.offset(PER_PAGE))
+        .select((Product::as_select(), shops::name, shops::slug))
+        .load(conn)?;
+    let mut items = Vec::new();
+    for (product, shop_name, shop_slug) in rows {
+        let hits = last_hits(conn, product.id)?;
+        items.push(ModerationRow {
+            product,
+            shop_name,
+            shop_slug,
+            hits,
+        });
+    }
+    Ok(Paginated {
+        items,
+        page: page.number(),
+        per_page: PER_PAGE,
+        total,
+    })
+}
+
+/// A moderator's decision about a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject,
+    Delist,
+    Relist,
+}
+
+impl Decision {
+    fn transition(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Decision::Approve => ("pending_review", "listed", "product.approve"),
+            Decision::Reject => ("pending_review", "rejected", "product.reject"),
+            Decision::Delist => ("listed", "delisted", "product.delist"),
+            Decision::Relist => ("delisted", "listed", "product.relist"),
+        }
+    }
+    fn key(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Reject => "reject",
+            Decision::Delist => "delist",
+            Decision::Relist => "relist",
+        }
+    }
+}
+
+/// Applies a moderator's decision with a compare-and-set on the product's status, writes the
+/// audit log and emails the shop's official account, all in one transaction.
+pub fn moderate(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    id: i64,
+    decision: Decision,
+    reason: &str,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    require_moderator(me)?;
+    let reason = reason.trim();
+    let needs_reason = matches!(decision, Decision::Reject | Decision::Delist);
+    if needs_reason && !(4..=500).contains(&reason.chars().count()) {
+        return Err(AppError::field("reason", "reason_length"));
+    }
+    let (from, to, action) = decision.transition();
+    write_tx(conn, |c| {
+        let row: Option<(Product, Shop, String, Option<String>)> = products::table
+            .inner_join(shops::table.inner_join(users::table))
+            .filter(products::id.eq(id))
+            .select((
+                Product::as_select(),
+                Shop::as_select(),
+                users::email,
+                users::locale,
+            ))
+            .first(c)
+            .optional()?;
+        let (product, shop, email, locale) = row.ok_or(AppError::NotFound)?;
+        let mut q =
+            diesel::update(products::table.find(id).filter(products::status.eq(from))).into_boxed();
+        if decision == Decision::Relist {
+            q = q.filter(products::delisted_by_platform.eq(true));
+        }
+        let n = q
+            .set((
+                products::status.eq(to),
+                products::status_reason.eq(if needs_reason { reason } else { "" }),
+                products::delisted_by_platform.eq(decision == Decision::Delist),
+                products::updated_at.eq(now),
+            ))
+            .execute(c)?;
+        if n == 0 {
+            return Err(AppError::Conflict("product.changed"));
+        }
+        if to == "listed" {
+            diesel::update(products::table.find(id))
+                .set(products::listed_at.eq(Some(now)))
+                .execute(c)?;
+        }
+        accounts::audit_shop(
+            c,
+            Some(me.id),
+            action,
+            "product",
+            Some(id),
+            Some(shop.id),
+            reason,
+        )?;
+        let l = locale
+            .as_deref()
+            .and_then(Locale::parse)
+            .unwrap_or_default();
+        let decision_text = i18n::t(l, &format!("product.decision.{}", decision.key()));
+        mail::enqueue(
+            c,
+            &Outgoing {
+                to: &email,
+                kind: "product_decision",
+                subject: i18n::tf(
+                    l,
+                    "mail.product.subject",
+                    &[("title", &product.title), ("decision", &decision_text)],
+                ),
+                body: i18n::tf(
+                    l,
+                    "mail.product.body",
+                    &[
+                        ("shop", &shop.name),
+                        ("title", &product.title),
+                        ("decision", &decision_text),
+                        ("reason", if reason.is_empty() { "—" } else { reason }),
+                    ],
+                ),
+            },
+        )
+    })
+}

@@ -1,0 +1,688 @@
+//! Catalog and listing review: products, the SKU grid, every listing outcome, moderators'
+//! decisions, what buyers see, and the cross-shop (IDOR) cases.
+
+use crate::common::*;
+use diesel::prelude::*;
+use haodian::accounts::Role;
+use haodian::db::schema::{audit_log, mail_outbox, products, shops, skus};
+
+fn category_id(app: &TestApp, slug: &str) -> String {
+    use haodian::db::schema::categories;
+    categories::table
+        .filter(categories::slug.eq(slug))
+        .select(categories::id)
+        .first::<i64>(&mut *app.conn())
+        .unwrap()
+        .to_string()
+}
+
+/// A logged-in owner of a fresh individual apparel shop.
+async fn merchant(app: &TestApp, handle: &str, slug: &str) -> Client {
+    let c = app.logged_in(handle, Role::Buyer).await;
+    let cat = category_id(app, "apparel");
+    submit_multipart(
+        &c,
+        "/",
+        "/merchant/shop/open",
+        &[
+            ("name", &format!("{handle} 的店")),
+            ("slug", slug),
+            ("main_category_id", &cat),
+            ("entity_type", "individual"),
+        ],
+        &[],
+    )
+    .await
+    .assert_status(303);
+    c
+}
+
+/// Creates a draft and returns its id.
+async fn draft(app: &TestApp, c: &Client, title: &str, description: &str, category: &str) -> i64 {
+    let cat = category_id(app, category);
+    let r = c
+        .submit(
+            "/merchant/products/new",
+            "/merchant/products/new",
+            &[
+                ("title", title),
+                ("subtitle", ""),
+                ("description", description),
+                ("attributes", "产地: 杭州"),
+                ("category_id", &cat),
+            ],
+        )
+        .await;
+    r.assert_status(303);
+    r.location()
+        .trim_start_matches("/merchant/products/")
+        .parse()
+        .unwrap()
+}
+
+fn sku_ids(app: &TestApp, product: i64) -> Vec<i64> {
+    skus::table
+        .filter(skus::product_id.eq(product))
+        .order(skus::position)
+        .select(skus::id)
+        .load(&mut *app.conn())
+        .unwrap()
+}
+
+/// Prices every SKU of a product (price, list price, stock).
+async fn price_all(
+    app: &TestApp,
+    c: &Client,
+    product: i64,
+    price: &str,
+    list: &str,
+    stock: &str,
+) -> Resp {
+    let page = format!("/merchant/products/{product}");
+    let ids = sku_ids(app, product);
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        fields.push((format!("sku_{id}_code"), format!("C{product}-{i}")));
+        fields.push((format!("sku_{id}_price"), price.into()));
+        fields.push((format!("sku_{id}_list_price"), list.into()));
+        fields.push((format!("sku_{id}_stock"), stock.into()));
+    }
+    let refs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    c.submit(&page, &format!("/merchant/products/{product}/skus"), &refs)
+        .await
+}
+
+async fn submit_listing(c: &Client, product: i64) -> Resp {
+    c.submit(
+        &format!("/merchant/products/{product}"),
+        &format!("/merchant/products/{product}/submit"),
+        &[],
+    )
+    .await
+}
+
+fn status(app: &TestApp, product: i64) -> String {
+    products::table
+        .find(product)
+        .select(products::status)
+        .first(&mut *app.conn())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_clean_product_lists_and_buyers_see_it_everywhere() {
+    let app = spawn_app();
+    let c = merchant(&app, "linen", "linen-shop").await;
+    let id = draft(
+        &app,
+        &c,
+        "亚麻宽松衬衫",
+        "透气亚麻\n<b>不是HTML</b>",
+        "apparel-women",
+    )
+    .await;
+    assert_eq!(status(&app, id), "draft");
+    // Not public before listing.
+    let anon = app.client();
+    anon.get(&format!("/products/{id}"))
+        .await
+        .assert_status(404);
+    // Two colours × two sizes → four SKUs.
+    c.submit(
+        &format!("/merchant/products/{id}"),
+        &format!("/merchant/products/{id}/variants"),
+        &[("variants", "颜色: 米白, 雾蓝\n尺码: M, L")],
+    )
+    .await
+    .assert_status(303);
+    assert_eq!(sku_ids(&app, id).len(), 4);
+    price_all(&app, &c, id, "199", "259", "20")
+        .await
+        .assert_status(303);
+    let r = submit_listing(&c, id).await;
+    r.assert_status(303);
+    assert_eq!(status(&app, id), "listed");
+    assert!(c
+        .get(&format!("/merchant/products/{id}"))
+        .await
+        .body
+        .contains("检查通过"));
+    let page = anon.get(&format!("/products/{id}")).await;
+    page.assert_status(200);
+    assert!(
+        page.body.contains("亚麻宽松衬衫")
+            && page.body.contains("米白 / M")
+            && page.body.contains("¥199.00")
+    );
+    assert!(
+        page.body.contains("&lt;b&gt;不是HTML&lt;/b&gt;") || page.body.contains("&#60;b&#62;"),
+        "description escaped"
+    );
+    let store = anon.get("/shops/linen-shop").await;
+    assert!(store.body.contains(&format!("href=\"/products/{id}\"")));
+    assert!(
+        anon.get("/shops/linen-shop?q=衬衫")
+            .await
+            .body
+            .contains("亚麻宽松衬衫"),
+        "in-shop search"
+    );
+    assert!(anon
+        .get("/shops/linen-shop?q=裤子")
+        .await
+        .body
+        .contains("没有找到匹配的商品"));
+    assert!(
+        anon.get("/@linen")
+            .await
+            .body
+            .contains(&format!("href=\"/products/{id}\"")),
+        "the official account's profile shows it"
+    );
+    // The check was recorded with its rule-set version.
+    use haodian::db::schema::listing_checks as lc;
+    let (version, outcome): (i64, String) = lc::table
+        .filter(lc::product_id.eq(id))
+        .select((lc::rule_set_id, lc::outcome))
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!((version, outcome.as_str()), (1, "listed"));
+}
+
+#[tokio::test]
+async fn blocked_terms_need_changes_with_the_reason_by_the_field() {
+    let app = spawn_app();
+    let c = merchant(&app, "bold", "bold-shop").await;
+    let id = draft(&app, &c, "全网最佳羊毛大衣", "保暖", "apparel").await;
+    price_all(&app, &c, id, "599", "", "5")
+        .await
+        .assert_status(303);
+    submit_listing(&c, id).await.assert_status(303);
+    assert_eq!(status(&app, id), "needs_changes");
+    let page = c.get(&format!("/merchant/products/{id}")).await;
+    assert!(
+        page.body.contains("含有违禁或需审核的用语「最佳」"),
+        "reason shown"
+    );
+    assert!(
+        page.body.contains("《广告法》第九条第三项"),
+        "legal basis shown"
+    );
+    assert!(!app
+        .client()
+        .get("/shops/bold-shop")
+        .await
+        .body
+        .contains(&format!("/products/{id}")));
+    // Fix and resubmit.
+    let cat = category_id(&app, "apparel");
+    c.submit(
+        &format!("/merchant/products/{id}"),
+        &format!("/merchant/products/{id}"),
+        &[
+            ("title", "羊毛双面大衣"),
+            ("description", "保暖"),
+            ("category_id", &cat),
+        ],
+    )
+    .await
+    .assert_status(303);
+    submit_listing(&c, id).await.assert_status(303);
+    assert_eq!(status(&app, id), "listed");
+    // An edit of a listed product is checked again at once.
+    c.submit(
+        &format!("/merchant/products/{id}"),
+        &format!("/merchant/products/{id}"),
+        &[
+            ("title", "羊毛大衣 NO.1 之选"),
+            ("description", "保暖"),
+            ("category_id", &cat),
+        ],
+    )
+    .await
+    .assert_status(303);
+    assert_eq!(status(&app, id), "needs_changes");
+    app.client()
+        .get(&format!("/products/{id}"))
+        .await
+        .assert_status(404);
+}
+
+#[tokio::test]
+async fn price_and_qualification_rules_block_listing() {
+    let app = spawn_app();
+    let c = merchant(&app, "pricey", "pricey-shop").await;
+    let id = draft(&app, &c, "真丝围巾礼盒", "", "apparel").await;
+    price_all(&app, &c, id, "300", "200", "1")
+        .await
+        .assert_status(303);
+    submit_listing(&c, id).await;
+    assert_eq!(status(&app, id), "needs_changes");
+    assert!(c
+        .get(&format!("/merchant/products/{id}"))
+        .await
+        .body
+        .contains("划线价不能低于售价"));
+    price_all(&app, &c, id, "5", "100", "1")
+        .await
+        .assert_status(303);
+    submit_listing(&c, id).await;
+    assert!(c
+        .get(&format!("/merchant/products/{id}"))
+        .await
+        .body
+        .contains("折扣低于平台允许的下限"));
+    // An apparel shop can not list food without a food licence.
+    let tea = draft(&app, &c, "武夷岩茶大红袍", "", "food-tea").await;
+    price_all(&app, &c, tea, "88", "", "10")
+        .await
+        .assert_status(303);
+    submit_listing(&c, tea).await;
+    assert_eq!(status(&app, tea), "needs_changes");
+    assert!(c
+        .get(&format!("/merchant/products/{tea}"))
+        .await
+        .body
+        .contains("店铺缺少该类目所需资质"));
+    // Unpriced SKUs never list.
+    let bare = draft(&app, &c, "未定价的商品", "", "apparel").await;
+    submit_listing(&c, bare).await;
+    assert!(c
+        .get(&format!("/merchant/products/{bare}"))
+        .await
+        .body
+        .contains("售价必须大于 0"));
+}
+
+#[tokio::test]
+async fn the_sku_grid_writes_nothing_when_any_row_is_bad() {
+    let app = spawn_app();
+    let c = merchant(&app, "gridder", "grid-shop").await;
+    let id = draft(&app, &c, "纯棉短袖T恤", "", "apparel").await;
+    c.submit(
+        &format!("/merchant/products/{id}"),
+        &format!("/merchant/products/{id}/variants"),
+        &[("variants", "颜色: 白, 黑, 白")],
+    )
+    .await
+    .assert_status(422);
+    c.submit(
+        &format!("/merchant/products/{id}"),
+        &format!("/merchant/products/{id}/variants"),
+        &[("variants", "颜色: 白, 黑")],
+    )
+    .await
+    .assert_status(303);
+    let ids = sku_ids(&app, id);
+    let before: Vec<(i64, i64, String)> = skus::table
+        .filter(skus::product_id.eq(id))
+        .order(skus::id)
+        .select((skus::price_fen, skus::stock, skus::code))
+        .load(&mut *app.conn())
+        .unwrap();
+    let (a, b) = (ids[0].to_string(), ids[1].to_string());
+    let r = c
+        .submit(
+            &format!("/merchant/products/{id}"),
+            &format!("/merchant/products/{id}/skus"),
+            &[
+                (format!("sku_{a}_code").as_str(), "WHITE"),
+                (format!("sku_{a}_price").as_str(), "59.90"),
+                (format!("sku_{a}_list_price").as_str(), ""),
+                (format!("sku_{a}_stock").as_str(), "10"),
+                (format!("sku_{b}_code").as_str(), "BLACK"),
+                (format!("sku_{b}_price").as_str(), "abc"),
+                (format!("sku_{b}_list_price").as_str(), ""),
+                (format!("sku_{b}_stock").as_str(), "-3"),
+            ],
+        )
+        .await;
+    r.assert_status(422);
+    assert!(r.body.contains("请输入金额") && r.body.contains("库存为 0–10000000 的整数"));
+    assert!(
+        r.body.contains("value=\"abc\""),
+        "what was typed is shown again"
+    );
+    let after: Vec<(i64, i64, String)> = skus::table
+        .filter(skus::product_id.eq(id))
+        .order(skus::id)
+        .select((skus::price_fen, skus::stock, skus::code))
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(before, after, "the good row was not written either");
+    // Duplicate codes are refused; then a good grid saves.
+    let dup = [
+        (format!("sku_{a}_code"), "SAME"),
+        (format!("sku_{a}_price"), "59.9"),
+        (format!("sku_{a}_list_price"), ""),
+        (format!("sku_{a}_stock"), "1"),
+        (format!("sku_{b}_code"), "SAME"),
+        (format!("sku_{b}_price"), "59.9"),
+        (format!("sku_{b}_list_price"), ""),
+        (format!("sku_{b}_stock"), "1"),
+    ];
+    let refs: Vec<(&str, &str)> = dup.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    c.submit(
+        &format!("/merchant/products/{id}"),
+        &format!("/merchant/products/{id}/skus"),
+        &refs,
+    )
+    .await
+    .assert_status(422);
+    price_all(&app, &c, id, "59.9", "", "10")
+        .await
+        .assert_status(303);
+    let prices: Vec<i64> = skus::table
+        .filter(skus::product_id.eq(id))
+        .select(skus::price_fen)
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(prices, vec![5990, 5990]);
+    let range: (Option<i64>, Option<i64>) = products::table
+        .find(id)
+        .select((products::price_min, products::price_max))
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(range, (Some(5990), Some(5990)));
+}
+
+#[tokio::test]
+async fn manual_review_then_moderator_decisions_with_audit_and_email() {
+    let app = spawn_app();
+    let c = merchant(&app, "forever", "forever-shop").await;
+    let id = draft(&app, &c, "永久保色真丝裙", "真丝", "apparel").await;
+    price_all(&app, &c, id, "399", "", "3")
+        .await
+        .assert_status(303);
+    submit_listing(&c, id).await.assert_status(303);
+    assert_eq!(status(&app, id), "pending_review");
+    // Pending products can not be edited or resubmitted.
+    submit_listing(&c, id).await.assert_status(409);
+    let moderator = app.logged_in("mod_review", Role::Moderator).await;
+    let queue = moderator.get("/admin/review").await;
+    queue.assert_status(200);
+    assert!(
+        queue.body.contains("<mark>永久</mark>保色真丝裙"),
+        "hit highlighted in the text"
+    );
+    // A buyer can not reach the queue or decide.
+    let buyer = app.logged_in("nosy", Role::Buyer).await;
+    buyer.get("/admin/review").await.assert_status(403);
+    let token = buyer.csrf().await;
+    buyer
+        .post(
+            &format!("/admin/products/{id}/approve"),
+            &[("csrf_token", &token)],
+        )
+        .await
+        .assert_status(403);
+    // Approve.
+    moderator
+        .submit(
+            "/admin/review",
+            &format!("/admin/products/{id}/approve"),
+            &[("back", "/admin/review")],
+        )
+        .await
+        .assert_status(303);
+    assert_eq!(status(&app, id), "listed");
+    // Deciding twice is a clear conflict.
+    let r = moderator
+        .submit(
+            "/admin/review",
+            &format!("/admin/products/{id}/approve"),
+            &[],
+        )
+        .await;
+    r.assert_status(409);
+    assert!(r.body.contains("商品状态已被他人修改"));
+    // The platform delists with a reason: gone from the storefront and the product page at once.
+    moderator
+        .submit(
+            "/admin/products",
+            &format!("/admin/products/{id}/delist"),
+            &[("reason", "x")],
+        )
+        .await
+        .assert_status(303);
+    assert_eq!(status(&app, id), "listed", "a reason is required");
+    moderator
+        .submit(
+            "/admin/products",
+            &format!("/admin/products/{id}/delist"),
+            &[("reason", "商品图片与实物不符")],
+        )
+        .await
+        .assert_status(303);
+    assert_eq!(status(&app, id), "delisted");
+    let anon = app.client();
+    anon.get(&format!("/products/{id}"))
+        .await
+        .assert_status(404);
+    assert!(!anon
+        .get("/shops/forever-shop")
+        .await
+        .body
+        .contains(&format!("/products/{id}")));
+    let mine = c.get("/merchant/products").await;
+    assert!(
+        mine.body.contains("商品图片与实物不符"),
+        "the merchant sees the reason"
+    );
+    // Resubmitting a platform-delisted product goes back to a moderator.
+    let cat = category_id(&app, "apparel");
+    c.submit(
+        &format!("/merchant/products/{id}"),
+        &format!("/merchant/products/{id}"),
+        &[
+            ("title", "真丝连衣裙"),
+            ("description", "真丝"),
+            ("category_id", &cat),
+        ],
+    )
+    .await
+    .assert_status(303);
+    submit_listing(&c, id).await.assert_status(303);
+    assert_eq!(status(&app, id), "pending_review");
+    moderator
+        .submit(
+            "/admin/review",
+            &format!("/admin/products/{id}/reject"),
+            &[("reason", "请补充面料检测报告")],
+        )
+        .await
+        .assert_status(303);
+    assert_eq!(status(&app, id), "rejected");
+    // Every decision is audited with the shop, and the merchant got an email each time.
+    let actions: Vec<String> = audit_log::table
+        .filter(audit_log::subject_type.eq("product"))
+        .order(audit_log::id)
+        .select(audit_log::action)
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(
+        actions,
+        vec!["product.approve", "product.delist", "product.reject"]
+    );
+    let shop_ids: Vec<Option<i64>> = audit_log::table
+        .filter(audit_log::subject_type.eq("product"))
+        .select(audit_log::shop_id)
+        .load(&mut *app.conn())
+        .unwrap();
+    assert!(shop_ids.iter().all(Option::is_some));
+    let mails: Vec<String> = mail_outbox::table
+        .filter(mail_outbox::kind.eq("product_decision"))
+        .order(mail_outbox::id)
+        .select(mail_outbox::body_text)
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(mails.len(), 3);
+    assert!(mails[2].contains("请补充面料检测报告"));
+}
+
+#[tokio::test]
+async fn merchants_never_reach_another_shops_products() {
+    let app = spawn_app();
+    let a = merchant(&app, "alpha", "alpha-shop").await;
+    let b = merchant(&app, "bravo", "bravo-shop").await;
+    let id = draft(&app, &a, "Alpha 专属商品", "", "apparel").await;
+    price_all(&app, &a, id, "10", "", "1").await;
+    submit_listing(&a, id).await.assert_status(303);
+    assert_eq!(status(&app, id), "listed");
+    let sku = sku_ids(&app, id)[0];
+    b.get(&format!("/merchant/products/{id}"))
+        .await
+        .assert_status(404);
+    let cat = category_id(&app, "apparel");
+    for (path, fields) in [
+        (
+            format!("/merchant/products/{id}"),
+            vec![("title", "被篡改的标题"), ("category_id", cat.as_str())],
+        ),
+        (
+            format!("/merchant/products/{id}/variants"),
+            vec![("variants", "颜色: 红")],
+        ),
+        (format!("/merchant/products/{id}/submit"), vec![]),
+    ] {
+        b.submit("/merchant/products", &path, &fields)
+            .await
+            .assert_status(404);
+    }
+    let sku_s = sku.to_string();
+    let fields = [
+        (format!("sku_{sku_s}_code"), "X"),
+        (format!("sku_{sku_s}_price"), "0.01"),
+        (format!("sku_{sku_s}_list_price"), ""),
+        (format!("sku_{sku_s}_stock"), "0"),
+    ];
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    b.submit(
+        "/merchant/products",
+        &format!("/merchant/products/{id}/skus"),
+        &refs,
+    )
+    .await
+    .assert_status(404);
+    b.submit(
+        "/merchant/products",
+        "/merchant/products/bulk",
+        &[("action", "delist"), (format!("id_{id}").as_str(), "on")],
+    )
+    .await
+    .assert_status(303);
+    assert_eq!(
+        status(&app, id),
+        "listed",
+        "bulk delist ignores other shops' ids"
+    );
+    assert!(!b
+        .get("/merchant/products")
+        .await
+        .body
+        .contains("Alpha 专属商品"));
+    let title: String = products::table
+        .find(id)
+        .select(products::title)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(title, "Alpha 专属商品");
+    let price: i64 = skus::table
+        .find(sku)
+        .select(skus::price_fen)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(price, 1000);
+    // The owner's own bulk delist and relist work.
+    a.submit(
+        "/merchant/products",
+        "/merchant/products/bulk",
+        &[("action", "delist"), (format!("id_{id}").as_str(), "on")],
+    )
+    .await
+    .assert_status(303);
+    assert_eq!(status(&app, id), "delisted");
+    a.submit(
+        "/merchant/products",
+        "/merchant/products/bulk",
+        &[("action", "relist"), (format!("id_{id}").as_str(), "on")],
+    )
+    .await
+    .assert_status(303);
+    assert_eq!(status(&app, id), "listed");
+}
+
+#[tokio::test]
+async fn shop_status_and_staff_roles_shape_the_catalog() {
+    let app = spawn_app();
+    let owner = merchant(&app, "status_owner", "status-shop").await;
+    let cs = app.logged_in("cs_person", Role::Buyer).await;
+    let op = app.logged_in("op_person", Role::Buyer).await;
+    owner
+        .submit(
+            "/merchant/staff",
+            "/merchant/staff",
+            &[("handle", "cs_person"), ("role", "customer_service")],
+        )
+        .await
+        .assert_status(303);
+    owner
+        .submit(
+            "/merchant/staff",
+            "/merchant/staff",
+            &[("handle", "op_person"), ("role", "operator")],
+        )
+        .await
+        .assert_status(303);
+    cs.get("/merchant/products").await.assert_status(403);
+    op.get("/merchant/products").await.assert_status(200);
+    let id = draft(&app, &op, "运营创建的商品", "", "apparel").await;
+    price_all(&app, &op, id, "20", "", "2")
+        .await
+        .assert_status(303);
+    // A restricted shop can not list new products.
+    let until = chrono::Utc::now().naive_utc() + chrono::Duration::days(7);
+    diesel::update(shops::table)
+        .set((
+            shops::status.eq("restricted"),
+            shops::restricted_until.eq(Some(until)),
+        ))
+        .execute(&mut *app.conn())
+        .unwrap();
+    let r = submit_listing(&op, id).await;
+    r.assert_status(409);
+    assert!(r.body.contains("不能发布新商品"));
+    // When the restriction runs out, it can.
+    app.clock.advance(chrono::Duration::days(8));
+    submit_listing(&op, id).await.assert_status(303);
+    assert_eq!(status(&app, id), "listed");
+    // A cleared shop's products disappear from public view.
+    diesel::update(shops::table)
+        .set(shops::status.eq("cleared"))
+        .execute(&mut *app.conn())
+        .unwrap();
+    app.client()
+        .get(&format!("/products/{id}"))
+        .await
+        .assert_status(404);
+    assert!(!app
+        .client()
+        .get("/shops/status-shop")
+        .await
+        .body
+        .contains(&format!("/products/{id}")));
+    // A suspended shop's product shows a notice.
+    diesel::update(shops::table)
+        .set(shops::status.eq("suspended"))
+        .execute(&mut *app.conn())
+        .unwrap();
+    assert!(app
+        .client()
+        .get(&format!("/products/{id}"))
+        .await
+        .body
+        .contains("暂时无法购买"));
+}
