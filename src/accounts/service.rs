@@ -1058,3 +1058,25 @@ pub fn audit_shop(
         .execute(c)?;
     Ok(())
 }
+
+/// Stores an uploaded file (already checked by the caller) and returns its id.
+pub fn store_media(
+    c: &mut DbConn,
+    owner: i64,
+    content_type: &str,
+    bytes: &[u8],
+    now: chrono::NaiveDateTime,
+) -> Result<i64, AppError> {
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+    Ok(diesel::insert_into(media::table)
+        .values((
+            media::owner_user_id.eq(Some(owner)),
+            media::content_type.eq(content_type),
+            media::bytes.eq(bytes),
+            media::byte_size.eq(bytes.len() as i64),
+            media::sha256.eq(&digest),
+            media::created_at.eq(now),
+        ))
+        .returning(media::id)
+        .get_result(c)?)
+}

@@ -25,9 +25,12 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(edit_page)
         .service(edit_submit)
         .service(variants_submit)
+        .service(images_add)
+        .service(image_change)
         .service(skus_submit)
         .service(submit_listing)
         .service(product_page)
+        .service(search_page)
         .service(review_queue)
         .service(admin_products)
         .service(moderate_product);
@@ -538,6 +541,65 @@ async fn skus_submit(
 #[derive(Deserialize)]
 struct Empty {}
 
+#[post("/merchant/products/{id}/images")]
+async fn images_add(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    mp: crate::web::CsrfMultipart,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let id = path.into_inner();
+    let files: Vec<Vec<u8>> = mp
+        .files
+        .into_iter()
+        .filter(|f| f.field == "images" && !f.bytes.is_empty())
+        .map(|f| f.bytes)
+        .collect();
+    let now = state.clock.now();
+    match web::db(&state, move |c, _| {
+        service::add_images(c, &me, id, &files, now)
+    })
+    .await
+    {
+        Ok(()) => Ok(web::redirect_flash(
+            &format!("/merchant/products/{id}#images"),
+            FlashLevel::Success,
+            "product.images_saved",
+        )),
+        Err(AppError::Invalid(errors)) => {
+            edit_render(&state, ctx, &viewer, Some(id), Typed::default(), errors).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[post("/merchant/products/{id}/images/{image_id}/{action}")]
+async fn image_change(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<(i64, i64, String)>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (id, image_id, action) = path.into_inner();
+    let make_cover = match action.as_str() {
+        "cover" => true,
+        "delete" => false,
+        _ => return Err(AppError::NotFound),
+    };
+    web::db(&state, move |c, _| {
+        service::change_image(c, &me, id, image_id, make_cover)
+    })
+    .await?;
+    Ok(web::redirect_flash(
+        &format!("/merchant/products/{id}#images"),
+        FlashLevel::Success,
+        "product.images_saved",
+    ))
+}
+
 #[post("/merchant/products/{id}/submit")]
 async fn submit_listing(
     state: State,
@@ -756,4 +818,85 @@ async fn moderate_product(
         )),
         Err(e) => Err(e),
     }
+}
+
+// ---------- platform search ----------
+
+#[derive(Template)]
+#[template(path = "catalog/search.html")]
+struct SearchPage {
+    ctx: PageCtx,
+    q: String,
+    category: Option<i64>,
+    sort: service::Sort,
+    categories: Vec<Category>,
+    list: Paginated<service::SearchHit>,
+    sorts: [service::Sort; 5],
+}
+
+impl SearchPage {
+    fn link(&self, sort: &service::Sort, page: i64) -> String {
+        let q: String = url::form_urlencoded::byte_serialize(self.q.as_bytes()).collect();
+        let cat = self.category.map(|c| c.to_string()).unwrap_or_default();
+        format!(
+            "/search?q={q}&category={cat}&sort={}&page={page}",
+            sort.as_str()
+        )
+    }
+    fn page_link(&self, n: i64) -> String {
+        self.link(&self.sort, n)
+    }
+    fn page_label(&self) -> String {
+        self.ctx.tf(
+            "pager.page",
+            "page",
+            &format!("{} / {}", self.list.page, self.list.pages()),
+        )
+    }
+    fn sort_name(&self, s: &service::Sort) -> String {
+        self.ctx.t(&format!("search.sort.{}", s.as_str()))
+    }
+    fn cat_name(&self, c: &Category) -> String {
+        c.name(self.ctx.locale).to_string()
+    }
+    fn is_category(&self, c: &Category) -> bool {
+        self.category == Some(c.id)
+    }
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+    category: Option<String>,
+    sort: Option<String>,
+    page: Option<i64>,
+}
+
+#[get("/search")]
+async fn search_page(
+    state: State,
+    ctx: PageCtx,
+    q: aw::Query<SearchQuery>,
+) -> Result<HttpResponse, AppError> {
+    let query: String = q.q.clone().unwrap_or_default().chars().take(60).collect();
+    let category = q.category.as_deref().and_then(|c| c.parse::<i64>().ok());
+    let sort = service::Sort::parse(q.sort.as_deref().unwrap_or(""));
+    let page = PageQuery { page: q.page };
+    let (qq, now) = (query.clone(), state.clock.now());
+    let (list, categories) = web::db(&state, move |c, _| {
+        Ok((
+            service::search(c, &qq, category, sort, page, now)?,
+            crate::shops::service::top_categories(c)?,
+        ))
+    })
+    .await?;
+    web::render(&SearchPage {
+        ctx,
+        q: query,
+        category,
+        sort,
+        categories,
+        list,
+        sorts: service::Sort::ALL,
+    })
 }

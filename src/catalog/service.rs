@@ -187,6 +187,8 @@ pub struct Editable {
     pub product: Product,
     pub skus: Vec<Sku>,
     pub hits: Vec<Hit>,
+    /// (image id, full media id, thumbnail media id); the first is the cover.
+    pub images: Vec<(i64, i64, Option<i64>)>,
 }
 
 pub fn editable(conn: &mut DbConn, me: &SessionUser, id: i64) -> Result<Editable, AppError> {
@@ -195,6 +197,7 @@ pub fn editable(conn: &mut DbConn, me: &SessionUser, id: i64) -> Result<Editable
     Ok(Editable {
         skus: skus_of(conn, id)?,
         hits: last_hits(conn, id)?,
+        images: images_of(conn, id)?,
         product,
         m,
     })
@@ -679,6 +682,7 @@ pub fn like_pattern(q: &str) -> String {
 /// A product as buyers see it. Only listed products of shops that are not cleared exist here.
 pub struct PublicProduct {
     pub product: Product,
+    pub images: Vec<(i64, i64, Option<i64>)>,
     pub skus: Vec<Sku>,
     pub shop: Shop,
     pub official_handle: String,
@@ -696,6 +700,7 @@ pub fn public_product(conn: &mut DbConn, id: i64) -> Result<PublicProduct, AppEr
     let (product, shop, official_handle) = row.ok_or(AppError::NotFound)?;
     Ok(PublicProduct {
         skus: skus_of(conn, id)?,
+        images: images_of(conn, id)?,
         product,
         shop,
         official_handle,
@@ -927,5 +932,265 @@ pub fn moderate(
                 ),
             },
         )
+    })
+}
+
+// ---------- platform search ----------
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    /// Best sellers first, then newest (the platforms' "综合").
+    Overall,
+    Newest,
+    PriceAsc,
+    PriceDesc,
+    Sales,
+}
+
+impl Sort {
+    pub const ALL: [Sort; 5] = [
+        Sort::Overall,
+        Sort::Newest,
+        Sort::PriceAsc,
+        Sort::PriceDesc,
+        Sort::Sales,
+    ];
+    pub fn parse(s: &str) -> Sort {
+        Self::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .unwrap_or(Sort::Overall)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Overall => "overall",
+            Sort::Newest => "newest",
+            Sort::PriceAsc => "price_asc",
+            Sort::PriceDesc => "price_desc",
+            Sort::Sales => "sales",
+        }
+    }
+}
+
+/// A search hit with its shop.
+pub struct SearchHit {
+    pub product: Product,
+    pub shop_name: String,
+    pub shop_slug: String,
+}
+
+/// Searches listed products of shops in good standing (restricted, suspended and cleared shops
+/// are hidden from search): case-insensitive substring over title and subtitle, which works
+/// for Chinese text without a tokenizer; optional category (with its children); sorted.
+pub fn search(
+    conn: &mut DbConn,
+    q: &str,
+    category: Option<i64>,
+    sort: Sort,
+    page: PageQuery,
+    now: NaiveDateTime,
+) -> Result<Paginated<SearchHit>, AppError> {
+    let q = q.trim().to_lowercase();
+    let pattern = like_pattern(&q);
+    let cats: Option<Vec<i64>> = match category {
+        Some(id) => {
+            let mut ids: Vec<i64> = categories::table
+                .filter(categories::parent_id.eq(id))
+                .select(categories::id)
+                .load(conn)?;
+            ids.push(id);
+            Some(ids)
+        }
+        None => None,
+    };
+    let filtered = || {
+        let mut b = products::table
+            .inner_join(shops::table)
+            .filter(products::status.eq("listed"))
+            .filter(
+                shops::status.eq("active").or(shops::status
+                    .eq("restricted")
+                    .and(shops::restricted_until.le(now))),
+            )
+            .into_boxed();
+        if !q.is_empty() {
+            b = b.filter(
+                lower(products::title)
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(lower(products::subtitle).like(pattern.clone()).escape('\\')),
+            );
+        }
+        if let Some(ids) = &cats {
+            b = b.filter(products::category_id.eq_any(ids.clone()));
+        }
+        b
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let ordered = match sort {
+        Sort::Overall | Sort::Sales => filtered().order((
+            products::sales_count.desc(),
+            products::listed_at.desc(),
+            products::id.desc(),
+        )),
+        Sort::Newest => filtered().order((products::listed_at.desc(), products::id.desc())),
+        Sort::PriceAsc => filtered().order((products::price_min.asc(), products::id.desc())),
+        Sort::PriceDesc => filtered().order((products::price_max.desc(), products::id.desc())),
+    };
+    let rows: Vec<(Product, String, String)> = ordered
+        .limit(PER_PAGE)
+        .offset(page.offset(PER_PAGE))
+        .select((Product::as_select(), shops::name, shops::slug))
+        .load(conn)?;
+    Ok(Paginated {
+        items: rows
+            .into_iter()
+            .map(|(product, shop_name, shop_slug)| SearchHit {
+                product,
+                shop_name,
+                shop_slug,
+            })
+            .collect(),
+        page: page.number(),
+        per_page: PER_PAGE,
+        total,
+    })
+}
+
+// ---------- images ----------
+
+pub const MAX_IMAGES: usize = 8;
+pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+/// Thumbnails are square JPEGs of this size (grid and cover).
+pub const THUMB_PX: u32 = 400;
+
+/// Decodes an image (bounded in size and memory, so a crafted file can not exhaust the
+/// server) and renders its square thumbnail as JPEG. Fails on anything that is not a real
+/// PNG, JPEG, GIF or WebP image.
+pub fn make_thumbnail(bytes: &[u8]) -> Result<Vec<u8>, &'static str> {
+    if accounts::sniff_image(bytes).is_none() {
+        return Err("image_type");
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| "image_type")?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(8000);
+    limits.max_image_height = Some(8000);
+    limits.max_alloc = Some(256 * 1024 * 1024);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|_| "image_type")?;
+    let thumb = img
+        .resize_to_fill(THUMB_PX, THUMB_PX, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 82)
+        .encode_image(&thumb)
+        .map_err(|_| "image_type")?;
+    Ok(out)
+}
+
+/// (image id, full media id, thumbnail media id) in display order; the first is the cover.
+pub fn images_of(
+    conn: &mut DbConn,
+    product_id: i64,
+) -> Result<Vec<(i64, i64, Option<i64>)>, AppError> {
+    use crate::db::schema::product_images as pi;
+    Ok(pi::table
+        .filter(pi::product_id.eq(product_id))
+        .order((pi::position, pi::id))
+        .select((pi::id, pi::media_id, pi::thumb_media_id))
+        .load(conn)?)
+}
+
+fn refresh_cover(c: &mut DbConn, product_id: i64) -> Result<(), AppError> {
+    let cover = images_of(c, product_id)?
+        .first()
+        .and_then(|(_, full, thumb)| thumb.or(Some(*full)));
+    diesel::update(products::table.find(product_id))
+        .set(products::cover_media_id.eq(cover))
+        .execute(c)?;
+    Ok(())
+}
+
+/// Adds images to a product: every file is checked (type by content, size, decodable) and
+/// thumbnailed before anything is written; at most `MAX_IMAGES` per product.
+pub fn add_images(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    id: i64,
+    files: &[Vec<u8>],
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    use crate::db::schema::product_images as pi;
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    own_product(conn, &m, id)?;
+    if files.is_empty() {
+        return Err(AppError::field("images", "images_missing"));
+    }
+    let existing = images_of(conn, id)?.len();
+    if existing + files.len() > MAX_IMAGES {
+        return Err(AppError::field("images", "images_too_many"));
+    }
+    let mut ready = Vec::new();
+    for f in files {
+        if f.len() > MAX_IMAGE_BYTES {
+            return Err(AppError::field("images", "image_too_large"));
+        }
+        let content_type =
+            accounts::sniff_image(f).ok_or(AppError::field("images", "image_type"))?;
+        let thumb = make_thumbnail(f).map_err(|c| AppError::field("images", c))?;
+        ready.push((content_type, f, thumb));
+    }
+    write_tx(conn, |c| {
+        for (position, (content_type, full, thumb)) in (existing as i64..).zip(ready.iter()) {
+            let full_id = accounts::store_media(c, me.id, content_type, full, now)?;
+            let thumb_id = accounts::store_media(c, me.id, "image/jpeg", thumb, now)?;
+            diesel::insert_into(pi::table)
+                .values((
+                    pi::product_id.eq(id),
+                    pi::media_id.eq(full_id),
+                    pi::thumb_media_id.eq(Some(thumb_id)),
+                    pi::position.eq(position),
+                ))
+                .execute(c)?;
+        }
+        refresh_cover(c, id)
+    })
+}
+
+/// Removes one image, or makes it the cover.
+pub fn change_image(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    id: i64,
+    image_id: i64,
+    make_cover: bool,
+) -> Result<(), AppError> {
+    use crate::db::schema::product_images as pi;
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    own_product(conn, &m, id)?;
+    write_tx(conn, |c| {
+        let found: i64 = pi::table
+            .find(image_id)
+            .filter(pi::product_id.eq(id))
+            .count()
+            .get_result(c)?;
+        if found == 0 {
+            return Err(AppError::NotFound);
+        }
+        if make_cover {
+            diesel::update(pi::table.filter(pi::product_id.eq(id)))
+                .set(pi::position.eq(pi::position + 1))
+                .execute(c)?;
+            diesel::update(pi::table.find(image_id))
+                .set(pi::position.eq(0i64))
+                .execute(c)?;
+        } else {
+            diesel::delete(pi::table.find(image_id)).execute(c)?;
+        }
+        refresh_cover(c, id)
     })
 }

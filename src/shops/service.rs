@@ -9,8 +9,8 @@ use diesel::prelude::*;
 use super::model::{Category, EntityType, QualificationKind, Shop, ShopRole};
 use crate::accounts::{service as accounts, Role, SessionUser, User};
 use crate::db::schema::{
-    categories, follows, media, shop_authorizations as sa, shop_qualifications as sq, shop_staff,
-    shops, users,
+    categories, follows, shop_authorizations as sa, shop_qualifications as sq, shop_staff, shops,
+    users,
 };
 use crate::db::{is_unique_violation, write_tx, DbConn};
 use crate::error::{AppError, FieldErrors};
@@ -120,27 +120,6 @@ pub fn check_slug(s: &str) -> Result<String, &'static str> {
 pub fn sniff_document(bytes: &[u8]) -> Option<&'static str> {
     accounts::sniff_image(bytes)
         .or_else(|| bytes.starts_with(b"%PDF-").then_some("application/pdf"))
-}
-
-fn store_media(
-    c: &mut DbConn,
-    owner: i64,
-    content_type: &str,
-    bytes: &[u8],
-    now: NaiveDateTime,
-) -> Result<i64, AppError> {
-    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
-    Ok(diesel::insert_into(media::table)
-        .values((
-            media::owner_user_id.eq(Some(owner)),
-            media::content_type.eq(content_type),
-            media::bytes.eq(bytes),
-            media::byte_size.eq(bytes.len() as i64),
-            media::sha256.eq(&digest),
-            media::created_at.eq(now),
-        ))
-        .returning(media::id)
-        .get_result(c)?)
 }
 
 /// The shop an account is the official account of, if any.
@@ -279,7 +258,7 @@ pub fn open_shop(
             .get_result(c)?;
         for (kind, number, doc) in &quals {
             let doc_id = match doc {
-                Some((t, bytes)) => Some(store_media(c, me.id, t, bytes, now)?),
+                Some((t, bytes)) => Some(accounts::store_media(c, me.id, t, bytes, now)?),
                 None => None,
             };
             diesel::insert_into(sq::table)
@@ -400,7 +379,7 @@ pub fn update_shop(
     let name = name.unwrap_or_default();
     write_tx(conn, |c| {
         if let Some((t, bytes)) = logo_type {
-            let id = store_media(c, me.id, t, bytes, now)?;
+            let id = accounts::store_media(c, me.id, t, bytes, now)?;
             diesel::update(shops::table.find(m.shop.id))
                 .set(shops::logo_media_id.eq(Some(id)))
                 .execute(c)?;

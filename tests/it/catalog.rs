@@ -686,3 +686,228 @@ async fn shop_status_and_staff_roles_shape_the_catalog() {
         .body
         .contains("暂时无法购买"));
 }
+
+/// Lists a product with one SKU at `price` yuan.
+async fn listed(app: &TestApp, c: &Client, title: &str, category: &str, price: &str) -> i64 {
+    let id = draft(app, c, title, "", category).await;
+    price_all(app, c, id, price, "", "5")
+        .await
+        .assert_status(303);
+    submit_listing(c, id).await.assert_status(303);
+    assert_eq!(status(app, id), "listed", "{title}");
+    id
+}
+
+#[tokio::test]
+async fn platform_search_finds_chinese_substrings_filters_sorts_and_hides_what_it_must() {
+    let app = spawn_app();
+    let a = merchant(&app, "search_a", "search-a").await;
+    let b = merchant(&app, "search_b", "search-b").await;
+    let shirt = listed(&app, &a, "亚麻短袖衬衫", "apparel-men", "129").await;
+    let silk = listed(&app, &a, "Mulberry SILK 衬衫", "apparel-women", "399").await;
+    let shoes = listed(&app, &b, "帆布休闲鞋", "apparel-shoes", "89").await;
+    let hidden = listed(&app, &b, "下架的衬衫", "apparel-men", "10").await;
+    b.submit(
+        "/merchant/products",
+        "/merchant/products/bulk",
+        &[
+            ("action", "delist"),
+            (format!("id_{hidden}").as_str(), "on"),
+        ],
+    )
+    .await
+    .assert_status(303);
+    let anon = app.client();
+    let r = anon.get("/search?q=衬衫").await;
+    r.assert_status(200);
+    assert!(
+        r.body.contains(&format!("/products/{shirt}"))
+            && r.body.contains(&format!("/products/{silk}"))
+    );
+    assert!(
+        !r.body.contains(&format!("/products/{hidden}")),
+        "delisted products never appear"
+    );
+    assert!(!r.body.contains(&format!("/products/{shoes}")));
+    assert!(
+        anon.get("/search?q=silk")
+            .await
+            .body
+            .contains(&format!("/products/{silk}")),
+        "case-insensitive"
+    );
+    // Category filter includes the children of a top category.
+    let men = category_id(&app, "apparel-men");
+    let top = category_id(&app, "apparel");
+    let r = anon.get(&format!("/search?q=&category={men}")).await;
+    assert!(
+        r.body.contains(&format!("/products/{shirt}"))
+            && !r.body.contains(&format!("/products/{silk}"))
+    );
+    let r = anon
+        .get(&format!("/search?category={top}&sort=price_asc"))
+        .await;
+    let (p_shoes, p_shirt, p_silk) = (
+        r.body.find(&format!("/products/{shoes}\"")).unwrap(),
+        r.body.find(&format!("/products/{shirt}\"")).unwrap(),
+        r.body.find(&format!("/products/{silk}\"")).unwrap(),
+    );
+    assert!(p_shoes < p_shirt && p_shirt < p_silk, "cheapest first");
+    let r = anon
+        .get(&format!("/search?category={top}&sort=price_desc"))
+        .await;
+    assert!(
+        r.body.find(&format!("/products/{silk}\"")).unwrap()
+            < r.body.find(&format!("/products/{shoes}\"")).unwrap()
+    );
+    assert!(
+        anon.get("/search?q=%25")
+            .await
+            .body
+            .contains("没有找到相关商品"),
+        "wildcards are literal"
+    );
+    // A restricted shop's products leave search (but stay on its storefront).
+    let until = chrono::Utc::now().naive_utc() + chrono::Duration::days(7);
+    diesel::update(shops::table.filter(shops::slug.eq("search-b")))
+        .set((
+            shops::status.eq("restricted"),
+            shops::restricted_until.eq(Some(until)),
+        ))
+        .execute(&mut *app.conn())
+        .unwrap();
+    assert!(!anon
+        .get("/search?q=帆布")
+        .await
+        .body
+        .contains(&format!("/products/{shoes}")));
+    assert!(anon
+        .get("/shops/search-b")
+        .await
+        .body
+        .contains(&format!("/products/{shoes}")));
+    // Garbage parameters fall back to defaults, never an error.
+    anon.get("/search?sort=nonsense&category=abc&page=-5")
+        .await
+        .assert_status(200);
+}
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 120])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn product_images_are_checked_thumbnailed_and_ordered() {
+    let app = spawn_app();
+    let c = merchant(&app, "pictures", "pictures-shop").await;
+    let other = merchant(&app, "thief", "thief-shop").await;
+    let id = listed(&app, &c, "带图的商品标题", "apparel", "50").await;
+    let page = format!("/merchant/products/{id}");
+    let action = format!("/merchant/products/{id}/images");
+    // A file that only starts like a PNG is refused, and nothing is written.
+    let mut fake = crate::flows::PNG[..16].to_vec();
+    fake.extend_from_slice(b"garbage garbage garbage");
+    let r = submit_multipart(&c, &page, &action, &[], &[("images", &fake)]).await;
+    r.assert_status(422);
+    assert!(r.body.contains("文件需完整有效"));
+    let mut big = png(10, 10);
+    big.resize(5 * 1024 * 1024 + 1, 0);
+    submit_multipart(&c, &page, &action, &[], &[("images", &big)])
+        .await
+        .assert_status(422);
+    assert!(service_images(&app, id).is_empty());
+    // Two real images: the first is the cover, thumbnails are 400×400 JPEGs.
+    let (wide, tall) = (png(600, 300), png(200, 500));
+    submit_multipart(
+        &c,
+        &page,
+        &action,
+        &[],
+        &[("images", &wide), ("images", &tall)],
+    )
+    .await
+    .assert_status(303);
+    let imgs = service_images(&app, id);
+    assert_eq!(imgs.len(), 2);
+    let cover: Option<i64> = products::table
+        .find(id)
+        .select(products::cover_media_id)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(cover, imgs[0].2);
+    let anon = app.client();
+    let thumb = anon.get(&format!("/media/{}", imgs[0].2.unwrap())).await;
+    assert_eq!(thumb.header("content-type").as_deref(), Some("image/jpeg"));
+    let raw = reqwest::get(format!("{}/media/{}", app.addr, imgs[0].2.unwrap()))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let decoded = image::load_from_memory(&raw).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (400, 400));
+    let product_page = anon.get(&format!("/products/{id}")).await;
+    assert!(
+        product_page.body.contains(&format!("/media/{}", imgs[0].1)),
+        "gallery shows the full image"
+    );
+    assert!(
+        anon.get("/shops/pictures-shop")
+            .await
+            .body
+            .contains(&format!("/media/{}", imgs[0].2.unwrap())),
+        "grid shows the thumbnail"
+    );
+    // Make the second the cover.
+    c.submit(
+        &page,
+        &format!("/merchant/products/{id}/images/{}/cover", imgs[1].0),
+        &[],
+    )
+    .await
+    .assert_status(303);
+    let cover: Option<i64> = products::table
+        .find(id)
+        .select(products::cover_media_id)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(cover, imgs[1].2);
+    // Another shop can neither add nor change them.
+    submit_multipart(&other, "/", &action, &[], &[("images", &wide)])
+        .await
+        .assert_status(404);
+    other
+        .submit(
+            "/",
+            &format!("/merchant/products/{id}/images/{}/delete", imgs[0].0),
+            &[],
+        )
+        .await
+        .assert_status(404);
+    assert_eq!(service_images(&app, id).len(), 2);
+    // At most eight.
+    let many: Vec<Vec<u8>> = (0..7).map(|i| png(20 + i, 20)).collect();
+    let files: Vec<(&str, &[u8])> = many.iter().map(|b| ("images", b.as_slice())).collect();
+    let r = submit_multipart(&c, &page, &action, &[], &files).await;
+    r.assert_status(422);
+    assert!(r.body.contains("最多 8 张"));
+    c.submit(
+        &page,
+        &format!("/merchant/products/{id}/images/{}/delete", imgs[0].0),
+        &[],
+    )
+    .await
+    .assert_status(303);
+    assert_eq!(service_images(&app, id).len(), 1);
+}
+
+fn service_images(app: &TestApp, id: i64) -> Vec<(i64, i64, Option<i64>)> {
+    haodian::catalog::service::images_of(&mut app.conn(), id).unwrap()
+}
