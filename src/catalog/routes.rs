@@ -22,6 +22,8 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(new_page)
         .service(new_submit)
         .service(bulk)
+        .service(csv_export)
+        .service(csv_import)
         .service(edit_page)
         .service(edit_submit)
         .service(variants_submit)
@@ -141,6 +143,57 @@ async fn list_page(
         q: query,
         statuses: STATUSES,
     })
+}
+
+#[get("/merchant/products/skus.csv")]
+async fn csv_export(state: State, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let body = web::db(&state, move |c, _| service::export_skus_csv(c, &me)).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(("Content-Disposition", "attachment; filename=\"skus.csv\""))
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body))
+}
+
+#[derive(Template)]
+#[template(path = "catalog/import_errors.html")]
+struct ImportErrors {
+    ctx: PageCtx,
+    errors: Vec<service::CsvError>,
+}
+
+#[post("/merchant/products/skus.csv")]
+async fn csv_import(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    mp: crate::web::CsrfMultipart,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let Some(file) = mp.file("file").map(|f| f.bytes.clone()) else {
+        return Ok(web::redirect_flash(
+            "/merchant/products",
+            FlashLevel::Error,
+            "csv.no_file",
+        ));
+    };
+    let now = state.clock.now();
+    match web::db(&state, move |c, _| {
+        service::import_skus_csv(c, &me, &file, now)
+    })
+    .await?
+    {
+        Ok(_) => Ok(web::redirect_flash(
+            "/merchant/products",
+            FlashLevel::Success,
+            "csv.imported",
+        )),
+        Err(errors) => web::render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &ImportErrors { ctx, errors },
+        ),
+    }
 }
 
 #[post("/merchant/products/bulk")]

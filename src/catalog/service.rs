@@ -1194,3 +1194,194 @@ pub fn change_image(
         refresh_cover(c, id)
     })
 }
+
+// ---------- SKU CSV ----------
+
+pub const CSV_MAX_ROWS: usize = 5000;
+
+/// Guards spreadsheet apps against formulas hidden in text cells.
+fn csv_safe(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
+/// All SKUs of the caller's shop as CSV: sku_code, product_id, product_title, variant, price,
+/// list_price, stock (prices in yuan).
+pub fn export_skus_csv(conn: &mut DbConn, me: &SessionUser) -> Result<Vec<u8>, AppError> {
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    let rows: Vec<(Sku, String)> = skus::table
+        .inner_join(products::table)
+        .filter(skus::shop_id.eq(m.shop.id))
+        .filter(products::status.ne("removed"))
+        .order((skus::product_id, skus::position))
+        .select((Sku::as_select(), products::title))
+        .load(conn)?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| AppError::internal(e);
+    w.write_record([
+        "sku_code",
+        "product_id",
+        "product_title",
+        "variant",
+        "price",
+        "list_price",
+        "stock",
+    ])
+    .map_err(err)?;
+    for (s, title) in rows {
+        w.write_record([
+            csv_safe(&s.code),
+            s.product_id.to_string(),
+            csv_safe(&title),
+            csv_safe(&s.label()),
+            s.price_input(),
+            s.list_price_input(),
+            s.stock.to_string(),
+        ])
+        .map_err(err)?;
+    }
+    w.into_inner()
+        .map_err(|e| AppError::internal(e.to_string()))
+}
+
+/// One bad row of an import: its line number in the file and what is wrong (an i18n key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvError {
+    pub line: u64,
+    pub message: &'static str,
+    pub value: String,
+}
+
+/// Imports SKU prices and stock from CSV (columns by header: sku_code, price, stock and
+/// optionally list_price). Every row is checked first; when any row is bad, all the problems
+/// come back with their line numbers and nothing is written. Listed products whose prices
+/// change are checked again.
+pub fn import_skus_csv(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    data: &[u8],
+    now: NaiveDateTime,
+) -> Result<Result<usize, Vec<CsvError>>, AppError> {
+    let m = require_shop_role(conn, me, ShopRole::Operator)?;
+    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(data);
+    let bad = |line: u64, message: &'static str, value: &str| CsvError {
+        line,
+        message,
+        value: value.chars().take(60).collect(),
+    };
+    let headers = match rdr.headers() {
+        Ok(h) => h.clone(),
+        Err(_) => return Ok(Err(vec![bad(1, "csv.not_csv", "")])),
+    };
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim().trim_start_matches('\u{feff}') == name)
+    };
+    let (Some(c_code), Some(c_price), Some(c_stock)) =
+        (col("sku_code"), col("price"), col("stock"))
+    else {
+        return Ok(Err(vec![bad(
+            1,
+            "csv.missing_columns",
+            &headers.iter().collect::<Vec<_>>().join(","),
+        )]));
+    };
+    let c_list = col("list_price");
+    let codes: Vec<(String, i64, i64)> = skus::table
+        .filter(skus::shop_id.eq(m.shop.id))
+        .select((skus::code, skus::id, skus::product_id))
+        .load(conn)?;
+    let mut errors = Vec::new();
+    let mut updates: Vec<(i64, i64, i64, Option<i64>, i64)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, record) in rdr.records().enumerate() {
+        let line = record
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map(|p| p.line())
+            .unwrap_or(i as u64 + 2);
+        let Ok(r) = record else {
+            errors.push(bad(line, "csv.not_csv", ""));
+            continue;
+        };
+        if r.iter().all(str::is_empty) {
+            continue;
+        }
+        if updates.len() + errors.len() >= CSV_MAX_ROWS {
+            errors.push(bad(line, "csv.too_many_rows", ""));
+            break;
+        }
+        let get = |c: usize| r.get(c).unwrap_or("");
+        let code = get(c_code).trim_start_matches('\'');
+        let Some((_, sku_id, product_id)) = codes.iter().find(|(c, _, _)| c == code) else {
+            errors.push(bad(line, "csv.unknown_sku", code));
+            continue;
+        };
+        if !seen.insert(*sku_id) {
+            errors.push(bad(line, "csv.duplicate_sku", code));
+            continue;
+        }
+        let price = parse_yuan(get(c_price));
+        if price.is_none() {
+            errors.push(bad(line, "csv.bad_price", get(c_price)));
+        }
+        let list = match c_list.map(get).unwrap_or("") {
+            "" => Some(None),
+            v => parse_yuan(v).map(Some),
+        };
+        if list.is_none() {
+            errors.push(bad(line, "csv.bad_price", c_list.map(get).unwrap_or("")));
+        }
+        let stock = get(c_stock)
+            .parse::<i64>()
+            .ok()
+            .filter(|s| (0..=10_000_000).contains(s));
+        if stock.is_none() {
+            errors.push(bad(line, "csv.bad_stock", get(c_stock)));
+        }
+        if let (Some(p), Some(l), Some(s)) = (price, list, stock) {
+            updates.push((*sku_id, *product_id, p, l, s));
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    let n = updates.len();
+    write_tx(conn, |c| {
+        let mut touched: Vec<i64> = Vec::new();
+        for (sku_id, product_id, price, list, stock) in &updates {
+            diesel::update(skus::table.find(sku_id).filter(skus::shop_id.eq(m.shop.id)))
+                .set((
+                    skus::price_fen.eq(price),
+                    skus::list_price_fen.eq(list),
+                    skus::stock.eq(stock),
+                    skus::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            if !touched.contains(product_id) {
+                touched.push(*product_id);
+            }
+        }
+        for product_id in touched {
+            refresh_price_range(c, product_id)?;
+            let status: String = products::table
+                .find(product_id)
+                .select(products::status)
+                .first(c)?;
+            if status == "listed" {
+                check_and_apply(c, &m, product_id, now)?;
+            }
+        }
+        Ok::<_, AppError>(())
+    })?;
+    Ok(Ok(n))
+}

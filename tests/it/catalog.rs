@@ -911,3 +911,119 @@ async fn product_images_are_checked_thumbnailed_and_ordered() {
 fn service_images(app: &TestApp, id: i64) -> Vec<(i64, i64, Option<i64>)> {
     haodian::catalog::service::images_of(&mut app.conn(), id).unwrap()
 }
+
+#[tokio::test]
+async fn sku_csv_export_and_all_or_nothing_import() {
+    let app = spawn_app();
+    let c = merchant(&app, "csv_owner", "csv-shop").await;
+    let other = merchant(&app, "csv_other", "csv-other").await;
+    let id = draft(&app, &c, "=HYPERLINK(\"x\") 茶杯", "", "home-kitchen").await;
+    c.submit(
+        &format!("/merchant/products/{id}"),
+        &format!("/merchant/products/{id}/variants"),
+        &[("variants", "颜色: 青, 白")],
+    )
+    .await
+    .assert_status(303);
+    price_all(&app, &c, id, "30", "", "4")
+        .await
+        .assert_status(303);
+    let foreign = listed(&app, &other, "别家的商品", "apparel", "10").await;
+    let foreign_code: String = skus::table
+        .filter(skus::product_id.eq(foreign))
+        .select(skus::code)
+        .first(&mut *app.conn())
+        .unwrap();
+    let csv = c.get("/merchant/products/skus.csv").await;
+    csv.assert_status(200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(
+        lines[0],
+        "sku_code,product_id,product_title,variant,price,list_price,stock"
+    );
+    assert_eq!(lines.len(), 3, "only this shop's SKUs: {}", csv.body);
+    assert!(
+        lines[1].contains("'=HYPERLINK"),
+        "formula cells are neutralised"
+    );
+    assert!(lines[1].contains("30.00") && lines[1].contains(",4"));
+    assert!(!csv.body.contains(&foreign_code));
+    let codes: Vec<String> = skus::table
+        .filter(skus::product_id.eq(id))
+        .order(skus::position)
+        .select(skus::code)
+        .load(&mut *app.conn())
+        .unwrap();
+    let snapshot = || -> Vec<(i64, i64)> {
+        skus::table
+            .order(skus::id)
+            .select((skus::price_fen, skus::stock))
+            .load(&mut *app.conn())
+            .unwrap()
+    };
+    let before = snapshot();
+    // Bad rows: every one reported with its line number, nothing written.
+    let bad = format!(
+        "sku_code,price,list_price,stock\n{},12.50,,7\n{},abc,,3\nNOPE,1,,1\n{},1,,1\n{},2,,-1\n{},3,,2\n",
+        codes[0], codes[1], foreign_code, codes[0], codes[1]
+    );
+    let r = submit_multipart(
+        &c,
+        "/merchant/products",
+        "/merchant/products/skus.csv",
+        &[],
+        &[("file", bad.as_bytes())],
+    )
+    .await;
+    r.assert_status(422);
+    for (line, msg) in [
+        (3, "价格格式不正确"),
+        (4, "本店没有这个 SKU 编码"),
+        (5, "本店没有这个 SKU 编码"),
+        (6, "同一 SKU 在文件中出现多次"),
+    ] {
+        assert!(
+            r.body.contains(&format!("<td>{line}</td><td>{msg}")),
+            "line {line}: {msg}\n{}",
+            r.body
+        );
+    }
+    assert_eq!(before, snapshot(), "nothing written");
+    let r = submit_multipart(
+        &c,
+        "/merchant/products",
+        "/merchant/products/skus.csv",
+        &[],
+        &[("file", b"code,cost\nA,1\n")],
+    )
+    .await;
+    assert!(r.body.contains("缺少必需的列"));
+    // A good file (with a BOM, as spreadsheet apps write it) updates everything at once.
+    let good = format!(
+        "\u{feff}sku_code,price,stock\n{},12.50,7\n{},13,0\n",
+        codes[0], codes[1]
+    );
+    submit_multipart(
+        &c,
+        "/merchant/products",
+        "/merchant/products/skus.csv",
+        &[],
+        &[("file", good.as_bytes())],
+    )
+    .await
+    .assert_status(303);
+    let rows: Vec<(i64, i64)> = skus::table
+        .filter(skus::product_id.eq(id))
+        .order(skus::position)
+        .select((skus::price_fen, skus::stock))
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(rows, vec![(1250, 7), (1300, 0)]);
+    let range: (Option<i64>, Option<i64>) = products::table
+        .find(id)
+        .select((products::price_min, products::price_max))
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(range, (Some(1250), Some(1300)));
+}
