@@ -164,6 +164,18 @@ pub fn demo(conn: &mut DbConn) -> Result<Vec<String>, AppError> {
             d.slug, d.owner
         ));
     }
+    for (owner, products) in DEMO_PRODUCTS {
+        let Some(user) = users.iter().find(|u| u.handle == *owner) else {
+            continue;
+        };
+        for (i, p) in products.iter().enumerate() {
+            demo_product(conn, &as_session(user), &categories, p, i, now)?;
+        }
+        lines.push(format!(
+            "  products   {} listed for @{owner}",
+            products.len()
+        ));
+    }
     // The buyers follow the shops' accounts and the creator.
     for follower in users.iter().filter(|u| u.handle.starts_with("demo_buyer")) {
         for target in ["demo_merchant", "demo_brand", "demo_creator"] {
@@ -171,6 +183,154 @@ pub fn demo(conn: &mut DbConn) -> Result<Vec<String>, AppError> {
         }
     }
     Ok(lines)
+}
+
+struct DemoProduct {
+    title: &'static str,
+    subtitle: &'static str,
+    category: &'static str,
+    description: &'static str,
+    attributes: &'static str,
+    variants: &'static str,
+    /// Price and list price in yuan, and stock, per SKU (the last repeats).
+    prices: &'static [(&'static str, &'static str, &'static str)],
+    /// Base colour of the generated picture.
+    rgb: [u8; 3],
+}
+
+const DEMO_PRODUCTS: &[(&str, &[DemoProduct])] = &[
+    (
+        "demo_merchant",
+        &[
+            DemoProduct {
+                title: "武夷岩茶 大红袍 浓香型",
+                subtitle: "正岩产区 传统炭焙",
+                category: "food-tea",
+                description:
+                    "产自武夷山正岩产区，传统炭焙三次。\n干茶乌润，汤色橙黄明亮，岩韵明显。",
+                attributes: "产地: 福建武夷山\n净含量: 见规格\n保质期: 36 个月",
+                variants: "规格: 50g 品鉴装, 100g 罐装, 250g 礼盒",
+                prices: &[("68", "88", "120"), ("128", "", "80"), ("298", "358", "30")],
+                rgb: [150, 70, 40],
+            },
+            DemoProduct {
+                title: "福鼎白茶 寿眉饼",
+                subtitle: "2021 年春茶 压饼",
+                category: "food-tea",
+                description: "福鼎高山寿眉，紧压成饼，便于存放。\n煮饮、泡饮皆宜。",
+                attributes: "产地: 福建福鼎\n年份: 2021",
+                variants: "规格: 100g 小饼, 350g 大饼",
+                prices: &[("59", "", "60"), ("169", "199", "25")],
+                rgb: [200, 180, 120],
+            },
+            DemoProduct {
+                title: "玫瑰花茶 平阴重瓣",
+                subtitle: "低温烘干 花型完整",
+                category: "food-tea",
+                description: "山东平阴重瓣红玫瑰，低温烘干。",
+                attributes: "产地: 山东平阴",
+                variants: "",
+                prices: &[("35", "45", "200")],
+                rgb: [190, 60, 90],
+            },
+        ],
+    ),
+    (
+        "demo_brand",
+        &[
+            DemoProduct {
+                title: "青禾 亚麻宽松衬衫",
+                subtitle: "天然亚麻 透气通勤",
+                category: "apparel-women",
+                description: "100% 亚麻面料，水洗柔软处理。\n宽松版型，通勤与周末都合适。",
+                attributes: "面料: 亚麻 100%\n版型: 宽松",
+                variants: "颜色: 米白, 雾蓝\n尺码: S, M, L",
+                prices: &[("259", "329", "40")],
+                rgb: [220, 214, 196],
+            },
+            DemoProduct {
+                title: "青禾 羊毛混纺针织开衫",
+                subtitle: "秋冬薄款 可叠穿",
+                category: "apparel-women",
+                description: "羊毛混纺纱线，细腻不扎。",
+                attributes: "面料: 羊毛 30% 腈纶 70%",
+                variants: "颜色: 燕麦, 墨绿\n尺码: M, L",
+                prices: &[("329", "", "25")],
+                rgb: [90, 110, 80],
+            },
+            DemoProduct {
+                title: "青禾 高腰垂感阔腿裤",
+                subtitle: "垂坠面料 显瘦",
+                category: "apparel-women",
+                description: "高腰设计，垂感面料，四季可穿。",
+                attributes: "面料: 聚酯纤维 90% 氨纶 10%",
+                variants: "尺码: S, M, L, XL",
+                prices: &[("199", "239", "50")],
+                rgb: [60, 60, 70],
+            },
+        ],
+    ),
+];
+
+/// A square picture for a demo product: a soft gradient of its colour.
+fn demo_picture(rgb: [u8; 3], variant: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(480, 480, |x, y| {
+        let t = (x + y) as f32 / 960.0;
+        let shade =
+            |c: u8| ((c as f32) * (0.75 + 0.35 * t) + variant as f32 * 12.0).min(255.0) as u8;
+        image::Rgb([shade(rgb[0]), shade(rgb[1]), shade(rgb[2])])
+    });
+    let mut out = Vec::new();
+    let _ = image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png);
+    out
+}
+
+fn demo_product(
+    conn: &mut DbConn,
+    owner: &SessionUser,
+    categories: &[crate::shops::model::Category],
+    p: &DemoProduct,
+    n: usize,
+    now: chrono::NaiveDateTime,
+) -> Result<(), AppError> {
+    use crate::catalog::service as catalog;
+    let fail = |e: AppError| AppError::Internal(format!("demo product {}: {e}", p.title));
+    let category_id = categories
+        .iter()
+        .find(|c| c.slug == p.category)
+        .map(|c| c.id.to_string())
+        .unwrap_or_default();
+    let form = catalog::ProductForm {
+        title: p.title.into(),
+        subtitle: p.subtitle.into(),
+        description: p.description.into(),
+        attributes: p.attributes.into(),
+        category_id,
+    };
+    let id = catalog::create_product(conn, owner, &form, now).map_err(fail)?;
+    if !p.variants.is_empty() {
+        catalog::set_variants(conn, owner, id, p.variants, now).map_err(fail)?;
+    }
+    let rows: Vec<catalog::SkuInput> = catalog::skus_of(conn, id)?
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (price, list, stock) = p.prices[i.min(p.prices.len() - 1)];
+            catalog::SkuInput {
+                id: s.id,
+                code: format!("D{}-{}-{}", owner.id, n + 1, i + 1),
+                price: price.into(),
+                list_price: list.into(),
+                stock: stock.into(),
+            }
+        })
+        .collect();
+    catalog::save_skus(conn, owner, id, &rows, now).map_err(fail)?;
+    let pictures = vec![demo_picture(p.rgb, 0), demo_picture(p.rgb, 3)];
+    catalog::add_images(conn, owner, id, &pictures, now).map_err(fail)?;
+    catalog::submit(conn, owner, id, now).map_err(fail)?;
+    Ok(())
 }
 
 /// Seeds demo data only into an empty database (for `serve --demo`).
