@@ -28,6 +28,7 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(edit_submit)
         .service(variants_submit)
         .service(images_add)
+        .service(stock_adjust)
         .service(image_change)
         .service(skus_submit)
         .service(submit_listing)
@@ -593,6 +594,49 @@ async fn skus_submit(
 
 #[derive(Deserialize)]
 struct Empty {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StockForm {
+    delta: String,
+    back: String,
+}
+
+/// Adds to or takes from one SKU's stock with a conditional update (never below zero).
+#[post("/merchant/skus/{id}/stock")]
+async fn stock_adjust(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(form): CsrfForm<StockForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let back = web::safe_next(Some(&form.back));
+    let Some(delta) = form
+        .delta
+        .trim()
+        .trim_start_matches('+')
+        .parse::<i64>()
+        .ok()
+        .filter(|d| *d != 0 && d.abs() <= 10_000_000)
+    else {
+        return Ok(web::redirect_flash(
+            &back,
+            FlashLevel::Error,
+            "validation.stock_format",
+        ));
+    };
+    let (id, now) = (path.into_inner(), state.clock.now());
+    web::db(&state, move |c, _| {
+        service::adjust_stock(c, &me, id, delta, now)
+    })
+    .await?;
+    Ok(web::redirect_flash(
+        &back,
+        FlashLevel::Success,
+        "product.stock_adjusted",
+    ))
+}
 
 #[post("/merchant/products/{id}/images")]
 async fn images_add(

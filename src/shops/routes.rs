@@ -29,6 +29,8 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(unfollow)
         .service(storefront)
         .service(admin_shops)
+        .service(admin_categories)
+        .service(admin_category_save)
         .service(admin_rebind);
 }
 
@@ -823,6 +825,116 @@ async fn admin_rebind(
             };
             Ok(web::redirect_flash("/admin/shops", FlashLevel::Error, key))
         }
+        Err(e) => Err(e),
+    }
+}
+
+// ---------- categories (admins) ----------
+
+#[derive(Template)]
+#[template(path = "shops/admin_categories.html")]
+struct CategoriesPage {
+    ctx: PageCtx,
+    categories: Vec<Category>,
+    kinds: [QualificationKind; 5],
+    errors: FieldErrors,
+}
+
+impl CategoriesPage {
+    fn kind_name(&self, k: &QualificationKind) -> String {
+        self.ctx.t(&format!("shop.qual.{}", k.as_str()))
+    }
+    fn deposit(&self, c: &Category) -> String {
+        crate::catalog::model::yuan(c.deposit_fen)
+    }
+    fn requires(&self, c: &Category, k: &QualificationKind) -> bool {
+        c.required().contains(k)
+    }
+    fn parent_name(&self, c: &Category) -> String {
+        c.parent_id
+            .and_then(|p| self.categories.iter().find(|x| x.id == p))
+            .map(|p| p.name(self.ctx.locale).to_string())
+            .unwrap_or_default()
+    }
+    fn err(&self, field: &str) -> Option<String> {
+        self.errors
+            .first(field)
+            .map(|code| self.ctx.t(&format!("validation.{code}")))
+    }
+}
+
+async fn categories_render(
+    state: &State,
+    ctx: PageCtx,
+    viewer: &Viewer,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    viewer.require_role(Role::Admin)?;
+    let categories = web::db(state, |c, _| service::categories(c)).await?;
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    web::render_status(
+        status,
+        &CategoriesPage {
+            ctx,
+            categories,
+            kinds: QualificationKind::ALL,
+            errors,
+        },
+    )
+}
+
+#[get("/admin/categories")]
+async fn admin_categories(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+) -> Result<HttpResponse, AppError> {
+    categories_render(&state, ctx, &viewer, FieldErrors::new()).await
+}
+
+#[post("/admin/categories/{id}")]
+async fn admin_category_save(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<String>,
+    CsrfForm(form): CsrfForm<std::collections::HashMap<String, String>>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Admin)?.clone();
+    let id = match path.as_str() {
+        "new" => None,
+        n => Some(n.parse::<i64>().map_err(|_| AppError::NotFound)?),
+    };
+    let get = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let required: Vec<&str> = QualificationKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .filter(|k| form.contains_key(&format!("req_{k}")))
+        .collect();
+    let f = service::CategoryForm {
+        parent_id: get("parent_id"),
+        slug: get("slug"),
+        name_zh: get("name_zh"),
+        name_en: get("name_en"),
+        deposit: get("deposit"),
+        required: required.join(","),
+    };
+    let now = state.clock.now();
+    match web::db(&state, move |c, _| {
+        service::save_category(c, &me, id, &f, now)
+    })
+    .await
+    {
+        Ok(_) => Ok(web::redirect_flash(
+            "/admin/categories",
+            FlashLevel::Success,
+            "category.saved",
+        )),
+        Err(AppError::Invalid(errors)) => categories_render(&state, ctx, &viewer, errors).await,
         Err(e) => Err(e),
     }
 }

@@ -895,3 +895,135 @@ pub fn recent_shops(conn: &mut DbConn, limit: i64) -> Result<Vec<(Shop, String)>
         .select((Shop::as_select(), users::handle))
         .load(conn)?)
 }
+
+/// A category as an admin edits it.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(default)]
+pub struct CategoryForm {
+    pub parent_id: String,
+    pub slug: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub deposit: String,
+    /// Comma-separated qualification kinds.
+    pub required: String,
+}
+
+/// Creates (`id` None) or edits a category; admins only, audit-logged with before and after.
+pub fn save_category(
+    conn: &mut DbConn,
+    admin: &SessionUser,
+    id: Option<i64>,
+    f: &CategoryForm,
+    now: NaiveDateTime,
+) -> Result<i64, AppError> {
+    if !admin.has_role(Role::Admin) {
+        return Err(AppError::Forbidden("error.403.body"));
+    }
+    let mut e = FieldErrors::new();
+    let name_zh = f.name_zh.trim().to_string();
+    let name_en = f.name_en.trim().to_string();
+    if !(1..=20).contains(&name_zh.chars().count()) {
+        e.add("name_zh", "category_name_length");
+    }
+    if !(1..=40).contains(&name_en.chars().count()) {
+        e.add("name_en", "category_name_length");
+    }
+    let deposit = crate::catalog::model::parse_yuan(&f.deposit);
+    if deposit.is_none() {
+        e.add("deposit", "price_format");
+    }
+    let mut required = Vec::new();
+    for k in f
+        .required
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+    {
+        match QualificationKind::parse(k) {
+            Some(q) => required.push(q.as_str()),
+            None => e.add("required", "choose_one"),
+        }
+    }
+    let parent = match f.parent_id.trim() {
+        "" => None,
+        p => match p.parse::<i64>().ok().and_then(|p| category(conn, p).ok()) {
+            Some(c) if c.parent_id.is_none() && Some(c.id) != id => Some(c.id),
+            _ => {
+                e.add("parent_id", "choose_one");
+                None
+            }
+        },
+    };
+    let slug = if id.is_none() {
+        check_slug(&f.slug).map_err(|c| e.add("slug", c)).ok()
+    } else {
+        None
+    };
+    e.into_result()?;
+    let deposit = deposit.unwrap_or(0);
+    let required = required.join(",");
+    write_tx(conn, |c| match id {
+        Some(id) => {
+            let before = category(c, id)?;
+            diesel::update(categories::table.find(id))
+                .set((
+                    categories::name_zh.eq(&name_zh),
+                    categories::name_en.eq(&name_en),
+                    categories::deposit_fen.eq(deposit),
+                    categories::required_qualifications.eq(&required),
+                ))
+                .execute(c)?;
+            let detail = format!(
+                "{} → {}; deposit {} → {}; requires [{}] → [{}]",
+                before.name_zh,
+                name_zh,
+                before.deposit_fen,
+                deposit,
+                before.required_qualifications,
+                required
+            );
+            accounts::audit(
+                c,
+                Some(admin.id),
+                "category.edit",
+                "category",
+                Some(id),
+                &detail,
+            )?;
+            Ok(id)
+        }
+        None => {
+            let slug = slug.clone().unwrap_or_default();
+            let taken: i64 = categories::table
+                .filter(categories::slug.eq(&slug))
+                .count()
+                .get_result(c)?;
+            if taken > 0 {
+                return Err(AppError::field("slug", "slug_taken"));
+            }
+            let new_id: i64 = diesel::insert_into(categories::table)
+                .values((
+                    categories::parent_id.eq(parent),
+                    categories::slug.eq(&slug),
+                    categories::name_zh.eq(&name_zh),
+                    categories::name_en.eq(&name_en),
+                    categories::deposit_fen.eq(deposit),
+                    categories::required_qualifications.eq(&required),
+                    categories::sort_order.eq(1000i64),
+                    categories::created_at.eq(now),
+                ))
+                .returning(categories::id)
+                .get_result(c)?;
+            accounts::audit(
+                c,
+                Some(admin.id),
+                "category.create",
+                "category",
+                Some(new_id),
+                &format!("{slug} {name_zh}"),
+            )?;
+            Ok(new_id)
+        }
+    })
+}

@@ -34,7 +34,7 @@ async fn home(state: State, ctx: PageCtx) -> Result<HttpResponse, AppError> {
 struct DashboardPage {
     ctx: PageCtx,
     area: &'static str,
-    tiles: Vec<(&'static str, &'static str)>,
+    tiles: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 impl DashboardPage {
@@ -47,7 +47,7 @@ impl DashboardPage {
 fn dashboard(
     ctx: PageCtx,
     area: &'static str,
-    tiles: Vec<(&'static str, &'static str)>,
+    tiles: Vec<(&'static str, &'static str, &'static str)>,
 ) -> Result<HttpResponse, AppError> {
     web::render(&DashboardPage { ctx, area, tiles })
 }
@@ -59,9 +59,9 @@ async fn account_dashboard(ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse,
         ctx,
         "account",
         vec![
-            ("tile.orders", "tile.orders_body"),
-            ("tile.following", "tile.following_body"),
-            ("tile.settings", "tile.settings_body"),
+            ("tile.orders", "tile.orders_body", ""),
+            ("tile.following", "tile.following_body", ""),
+            ("tile.settings", "tile.settings_body", "/settings"),
         ],
     )
 }
@@ -73,8 +73,8 @@ async fn creator_dashboard(ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse,
         ctx,
         "creator",
         vec![
-            ("tile.showcase", "tile.showcase_body"),
-            ("tile.commission", "tile.commission_body"),
+            ("tile.showcase", "tile.showcase_body", ""),
+            ("tile.commission", "tile.commission_body", ""),
         ],
     )
 }
@@ -86,10 +86,21 @@ async fn admin_dashboard(ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, A
         ctx,
         "admin",
         vec![
-            ("tile.review", "tile.review_body"),
-            ("tile.violations", "tile.violations_body"),
-            ("tile.appeals", "tile.appeals_body"),
-            ("tile.audit", "tile.audit_body"),
+            ("tile.review", "tile.review_body", "/admin/review"),
+            (
+                "tile.products_admin",
+                "tile.products_admin_body",
+                "/admin/products",
+            ),
+            ("tile.shops_admin", "tile.shops_admin_body", "/admin/shops"),
+            (
+                "tile.categories",
+                "tile.categories_body",
+                "/admin/categories",
+            ),
+            ("tile.violations", "tile.violations_body", ""),
+            ("tile.appeals", "tile.appeals_body", ""),
+            ("tile.audit", "tile.audit_body", ""),
         ],
     )
 }

@@ -1027,3 +1027,132 @@ async fn sku_csv_export_and_all_or_nothing_import() {
         .unwrap();
     assert_eq!(range, (Some(1250), Some(1300)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stock_adjustments_are_conditional_and_confined_to_the_shop() {
+    let app = spawn_app();
+    let c = merchant(&app, "stocker", "stock-shop").await;
+    let other = merchant(&app, "stock_thief", "stock-thief").await;
+    let id = listed(&app, &c, "库存测试商品", "apparel", "10").await;
+    let sku = sku_ids(&app, id)[0];
+    let stock = || -> i64 {
+        skus::table
+            .find(sku)
+            .select(skus::stock)
+            .first(&mut *app.conn())
+            .unwrap()
+    };
+    assert_eq!(stock(), 5);
+    c.submit(
+        "/merchant/products",
+        &format!("/merchant/skus/{sku}/stock"),
+        &[("delta", "+7")],
+    )
+    .await
+    .assert_status(303);
+    assert_eq!(stock(), 12);
+    let r = c
+        .submit(
+            "/merchant/products",
+            &format!("/merchant/skus/{sku}/stock"),
+            &[("delta", "-13")],
+        )
+        .await;
+    r.assert_status(409);
+    assert!(r.body.contains("库存不足"));
+    assert_eq!(stock(), 12);
+    other
+        .submit(
+            "/merchant/products",
+            &format!("/merchant/skus/{sku}/stock"),
+            &[("delta", "-1")],
+        )
+        .await
+        .assert_status(404);
+    assert_eq!(stock(), 12);
+    // Twenty concurrent "-1"s on 12: exactly 12 succeed, stock ends at 0, never below.
+    let token = c.csrf().await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (c, token) = (c.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            c.post(
+                &format!("/merchant/skus/{sku}/stock"),
+                &[("csrf_token", token.as_str()), ("delta", "-1")],
+            )
+            .await
+            .status
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|s| **s == 303).count(), 12, "{codes:?}");
+    assert_eq!(codes.iter().filter(|s| **s == 409).count(), 8, "{codes:?}");
+    assert_eq!(stock(), 0);
+}
+
+#[tokio::test]
+async fn admins_edit_categories_and_the_rules_follow_at_once() {
+    let app = spawn_app();
+    let c = merchant(&app, "cat_merchant", "cat-shop").await;
+    let moderator = app.logged_in("cat_mod", Role::Moderator).await;
+    moderator.get("/admin/categories").await.assert_status(403);
+    let admin = app.logged_in("cat_admin", Role::Admin).await;
+    admin.get("/admin/categories").await.assert_status(200);
+    let shoes = category_id(&app, "apparel-shoes");
+    // Shoes now require a brand authorization, which this shop lacks.
+    admin
+        .submit(
+            "/admin/categories",
+            &format!("/admin/categories/{shoes}"),
+            &[
+                ("name_zh", "鞋靴"),
+                ("name_en", "Shoes"),
+                ("deposit", "3000"),
+                ("req_brand_authorization", "on"),
+            ],
+        )
+        .await
+        .assert_status(303);
+    let id = draft(&app, &c, "品牌运动鞋新款", "", "apparel-shoes").await;
+    price_all(&app, &c, id, "399", "", "3").await;
+    submit_listing(&c, id).await.assert_status(303);
+    assert_eq!(status(&app, id), "needs_changes");
+    let detail: String = audit_log::table
+        .filter(audit_log::action.eq("category.edit"))
+        .select(audit_log::detail)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert!(
+        detail.contains("200000 → 300000") && detail.contains("brand_authorization"),
+        "{detail}"
+    );
+    // Bad input changes nothing.
+    let r = admin
+        .submit(
+            "/admin/categories",
+            &format!("/admin/categories/{shoes}"),
+            &[("name_zh", ""), ("name_en", "Shoes"), ("deposit", "abc")],
+        )
+        .await;
+    r.assert_status(422);
+    // A new sub-category.
+    let top = category_id(&app, "home");
+    admin
+        .submit(
+            "/admin/categories",
+            "/admin/categories/new",
+            &[
+                ("parent_id", &top),
+                ("slug", "home-lighting"),
+                ("name_zh", "灯具"),
+                ("name_en", "Lighting"),
+                ("deposit", "1000"),
+            ],
+        )
+        .await
+        .assert_status(303);
+    assert!(category_id(&app, "home-lighting").parse::<i64>().is_ok());
+}
