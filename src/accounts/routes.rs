@@ -787,10 +787,6 @@ impl AdminUsersPage {
         let q: String = url::form_urlencoded::byte_serialize(self.q.as_bytes()).collect();
         format!("/admin/users?q={q}&page={n}")
     }
-    fn page_label(&self) -> String {
-        let p = format!("{} / {}", self.list.page, self.list.pages());
-        self.ctx.tf("pager.page", "page", &p)
-    }
     fn role_name(&self, r: &Role) -> String {
         self.ctx.t(&format!("role.{}", r.as_str()))
     }

@@ -410,17 +410,7 @@ pub fn audit(
     subject_id: Option<i64>,
     detail: &str,
 ) -> Result<(), AppError> {
-    diesel::insert_into(audit_log::table)
-        .values((
-            audit_log::actor_user_id.eq(actor),
-            audit_log::action.eq(action),
-            audit_log::subject_type.eq(subject_type),
-            audit_log::subject_id.eq(subject_id),
-            audit_log::detail.eq(detail),
-            audit_log::created_at.eq(now()),
-        ))
-        .execute(c)?;
-    Ok(())
+    audit_shop(c, actor, action, subject_type, subject_id, None, detail)
 }
 
 pub fn verify_email(conn: &mut DbConn, token: &str) -> Result<(), AppError> {

@@ -103,13 +103,6 @@ impl ListPage {
             enc(&self.q)
         )
     }
-    fn page_label(&self) -> String {
-        self.ctx.tf(
-            "pager.page",
-            "page",
-            &format!("{} / {}", self.list.page, self.list.pages()),
-        )
-    }
 }
 
 #[derive(Deserialize)]
@@ -261,9 +254,7 @@ impl CatalogText for EditPage {
 
 impl EditPage {
     fn err(&self, field: &str) -> Option<String> {
-        self.errors
-            .first(field)
-            .map(|code| self.ctx.t(&format!("validation.{code}")))
+        self.ctx.field_error(&self.errors, field)
     }
     fn sku_err(&self, id: &i64, what: &str) -> Option<String> {
         self.err(&format!("sku_{id}_{what}"))
@@ -772,13 +763,6 @@ impl ModerationPage {
         let q: String = url::form_urlencoded::byte_serialize(self.q.as_bytes()).collect();
         format!("{}?q={q}&page={n}", self.base())
     }
-    fn page_label(&self) -> String {
-        self.ctx.tf(
-            "pager.page",
-            "page",
-            &format!("{} / {}", self.list.page, self.list.pages()),
-        )
-    }
     /// The product's text with every hit marked, as (text, is_hit) pieces.
     fn marked(&self, row: &ModerationRow, field: &str) -> Vec<(String, bool)> {
         let text = match field {
@@ -942,13 +926,6 @@ impl SearchPage {
     }
     fn page_link(&self, n: i64) -> String {
         self.link(&self.sort, n)
-    }
-    fn page_label(&self) -> String {
-        self.ctx.tf(
-            "pager.page",
-            "page",
-            &format!("{} / {}", self.list.page, self.list.pages()),
-        )
     }
     fn sort_name(&self, s: &service::Sort) -> String {
         self.ctx.t(&format!("search.sort.{}", s.as_str()))

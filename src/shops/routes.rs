@@ -105,9 +105,7 @@ struct OpenPage {
 
 impl OpenPage {
     fn err(&self, field: &str) -> Option<String> {
-        self.errors
-            .first(field)
-            .map(|code| self.ctx.t(&format!("validation.{code}")))
+        self.ctx.field_error(&self.errors, field)
     }
     fn kind_name(&self, k: &QualificationKind) -> String {
         self.ctx.t(&format!("shop.qual.{}", k.as_str()))
@@ -239,9 +237,7 @@ struct SettingsPage {
 
 impl SettingsPage {
     fn err(&self, field: &str) -> Option<String> {
-        self.errors
-            .first(field)
-            .map(|code| self.ctx.t(&format!("validation.{code}")))
+        self.ctx.field_error(&self.errors, field)
     }
 }
 
@@ -329,9 +325,7 @@ impl ShopText for StaffPage {
 
 impl StaffPage {
     fn err(&self, field: &str) -> Option<String> {
-        self.errors
-            .first(field)
-            .map(|code| self.ctx.t(&format!("validation.{code}")))
+        self.ctx.field_error(&self.errors, field)
     }
     fn role_name(&self, r: &str) -> String {
         self.ctx.t(&format!("shop.role.{r}"))
@@ -447,9 +441,7 @@ impl ShopText for AuthPage {
 
 impl AuthPage {
     fn err(&self, field: &str) -> Option<String> {
-        self.errors
-            .first(field)
-            .map(|code| self.ctx.t(&format!("validation.{code}")))
+        self.ctx.field_error(&self.errors, field)
     }
     fn rules_text(&self) -> String {
         crate::i18n::tf(
@@ -662,13 +654,6 @@ impl StorefrontPage {
         let q: String = url::form_urlencoded::byte_serialize(self.q.as_bytes()).collect();
         format!("/shops/{}?q={q}&page={n}", self.s.shop.slug)
     }
-    fn page_label(&self) -> String {
-        self.ctx.tf(
-            "pager.page",
-            "page",
-            &format!("{} / {}", self.products.page, self.products.pages()),
-        )
-    }
     fn notice(&self) -> String {
         self.ctx.t(&format!("shop.notice.{}", self.status.as_str()))
     }
@@ -754,10 +739,6 @@ impl AdminShopsPage {
     fn page_link(&self, n: i64) -> String {
         let q: String = url::form_urlencoded::byte_serialize(self.q.as_bytes()).collect();
         format!("/admin/shops?q={q}&page={n}")
-    }
-    fn page_label(&self) -> String {
-        let p = format!("{} / {}", self.list.page, self.list.pages());
-        self.ctx.tf("pager.page", "page", &p)
     }
 }
 
@@ -857,9 +838,7 @@ impl CategoriesPage {
             .unwrap_or_default()
     }
     fn err(&self, field: &str) -> Option<String> {
-        self.errors
-            .first(field)
-            .map(|code| self.ctx.t(&format!("validation.{code}")))
+        self.ctx.field_error(&self.errors, field)
     }
 }
 

@@ -88,6 +88,14 @@ impl PageCtx {
             .first(field)
             .map(|code| self.t(&format!("validation.{code}")))
     }
+    /// "Page 2 / 5" for a paginated list.
+    pub fn page_label<T>(&self, list: &Paginated<T>) -> String {
+        self.tf(
+            "pager.page",
+            "page",
+            &format!("{} / {}", list.page, list.pages()),
+        )
+    }
     pub fn money(&self, fen: &i64) -> String {
         crate::i18n::money(*fen)
     }
