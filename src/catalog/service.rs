@@ -707,11 +707,27 @@ pub fn public_product(conn: &mut DbConn, id: i64) -> Result<PublicProduct, AppEr
     })
 }
 
-/// Listed products of a shop, newest first, optionally matching `q`.
+/// The categories a shop has listed products in (its storefront's filter).
+pub fn shop_categories(conn: &mut DbConn, shop_id: i64) -> Result<Vec<Category>, AppError> {
+    let ids: Vec<i64> = products::table
+        .filter(products::shop_id.eq(shop_id))
+        .filter(products::status.eq("listed"))
+        .select(products::category_id)
+        .distinct()
+        .load(conn)?;
+    Ok(categories::table
+        .filter(categories::id.eq_any(ids))
+        .order((categories::sort_order, categories::id))
+        .select(Category::as_select())
+        .load(conn)?)
+}
+
+/// Listed products of a shop, newest first, optionally matching `q` and a category.
 pub fn shop_products(
     conn: &mut DbConn,
     shop_id: i64,
     q: &str,
+    category: Option<i64>,
     page: PageQuery,
     per_page: i64,
 ) -> Result<Paginated<Product>, AppError> {
@@ -723,7 +739,10 @@ pub fn shop_products(
             .filter(products::status.eq("listed"))
             .into_boxed();
         if has_q {
-            b = b.filter(products::title.like(pattern.clone()).escape('\\'));
+            b = b.filter(lower(products::title).like(pattern.clone()).escape('\\'));
+        }
+        if let Some(c) = category {
+            b = b.filter(products::category_id.eq(c));
         }
         b
     };

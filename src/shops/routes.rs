@@ -587,6 +587,7 @@ async fn profile(
                     c,
                     shop.id,
                     "",
+                    None,
                     PageQuery { page: None },
                     12,
                 )?
@@ -644,6 +645,8 @@ struct StorefrontPage {
     status: ShopStatus,
     products: Paginated<crate::catalog::model::Product>,
     q: String,
+    category: Option<i64>,
+    categories: Vec<Category>,
 }
 
 impl StorefrontPage {
@@ -652,7 +655,20 @@ impl StorefrontPage {
     }
     fn page_link(&self, n: i64) -> String {
         let q: String = url::form_urlencoded::byte_serialize(self.q.as_bytes()).collect();
-        format!("/shops/{}?q={q}&page={n}", self.s.shop.slug)
+        let cat = self.category.map(|c| c.to_string()).unwrap_or_default();
+        format!("/shops/{}?q={q}&category={cat}&page={n}", self.s.shop.slug)
+    }
+    fn category_link(&self, c: Option<&Category>) -> String {
+        match c {
+            Some(c) => format!("/shops/{}?category={}", self.s.shop.slug, c.id),
+            None => format!("/shops/{}", self.s.shop.slug),
+        }
+    }
+    fn cat_name(&self, c: &Category) -> String {
+        c.name(self.ctx.locale).to_string()
+    }
+    fn is_category(&self, c: &Category) -> bool {
+        self.category == Some(c.id)
     }
     fn notice(&self) -> String {
         self.ctx.t(&format!("shop.notice.{}", self.status.as_str()))
@@ -674,6 +690,7 @@ impl StorefrontPage {
 #[derive(Deserialize)]
 struct StoreQuery {
     q: Option<String>,
+    category: Option<String>,
     page: Option<i64>,
 }
 
@@ -691,21 +708,24 @@ async fn storefront(
     let query: String = q.q.clone().unwrap_or_default().chars().take(60).collect();
     let page = PageQuery { page: q.page };
     let qq = query.clone();
+    let category = q.category.as_deref().and_then(|c| c.parse::<i64>().ok());
     let now = state.clock.now();
-    let (s, products) = web::db(&state, move |c, _| {
+    let (s, products, categories) = web::db(&state, move |c, _| {
         let s = service::storefront(c, &slug)?;
         // A cleared shop's products never appear in public.
-        let products = if s.shop.status_at(now) == ShopStatus::Cleared {
-            Paginated {
+        if s.shop.status_at(now) == ShopStatus::Cleared {
+            let none = Paginated {
                 items: Vec::new(),
                 page: 1,
                 per_page: STORE_PAGE,
                 total: 0,
-            }
-        } else {
-            crate::catalog::service::shop_products(c, s.shop.id, &qq, page, STORE_PAGE)?
-        };
-        Ok((s, products))
+            };
+            return Ok((s, none, Vec::new()));
+        }
+        let products =
+            crate::catalog::service::shop_products(c, s.shop.id, &qq, category, page, STORE_PAGE)?;
+        let categories = crate::catalog::service::shop_categories(c, s.shop.id)?;
+        Ok((s, products, categories))
     })
     .await?;
     let status = s.shop.status_at(now);
@@ -715,6 +735,8 @@ async fn storefront(
         status,
         products,
         q: query,
+        category,
+        categories,
     })
 }
 

@@ -786,6 +786,18 @@ async fn platform_search_finds_chinese_substrings_filters_sorts_and_hides_what_i
         .await
         .body
         .contains(&format!("/products/{shoes}")));
+    // The storefront filters by the categories the shop sells in.
+    let shop_a = anon.get("/shops/search-a").await;
+    assert!(shop_a.body.contains(&format!("?category={men}")));
+    let women = category_id(&app, "apparel-women");
+    let r = anon.get(&format!("/shops/search-a?category={women}")).await;
+    assert!(
+        r.body.contains(&format!("/products/{silk}"))
+            && !r.body.contains(&format!("/products/{shirt}\""))
+    );
+    anon.get("/shops/search-a?category=zzz&page=0")
+        .await
+        .assert_status(200);
     // Garbage parameters fall back to defaults, never an error.
     anon.get("/search?sort=nonsense&category=abc&page=-5")
         .await
