@@ -44,9 +44,12 @@ enum Command {
     },
     /// Seed data.
     Seed {
-        /// Demo accounts with known passwords.
+        /// Demo accounts, shops and products with known passwords.
         #[arg(long)]
         demo: bool,
+        /// Benchmark data: a shop with 60 listed products, one of them with 10 SKUs.
+        #[arg(long)]
+        bench: bool,
     },
     /// Scheduled jobs.
     Jobs {
@@ -253,13 +256,19 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
             );
             Ok(())
         }
-        Command::Seed { demo } => {
-            if !demo {
-                return Err(AppError::Internal("nothing to seed: pass --demo".into()));
+        Command::Seed { demo, bench } => {
+            if !demo && !bench {
+                return Err(AppError::Internal(
+                    "nothing to seed: pass --demo or --bench".into(),
+                ));
             }
             let pool = app::open_database(&settings)?;
-            let lines = haodian::seed::demo(&mut *pool.get()?)?;
-            println!("{}", lines.join("\n"));
+            if demo {
+                println!("{}", haodian::seed::demo(&mut *pool.get()?)?.join("\n"));
+            }
+            if bench {
+                println!("{}", haodian::seed::bench(&mut *pool.get()?)?.join("\n"));
+            }
             Ok(())
         }
         Command::Jobs {

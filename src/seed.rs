@@ -340,3 +340,68 @@ pub fn demo_if_empty(conn: &mut DbConn) -> Result<Option<Vec<String>>, AppError>
     }
     demo(conn).map(Some)
 }
+
+/// Benchmark data: a shop `bench-shop` with 60 listed products (one SKU each) and one listed
+/// product with 10 SKUs; returns the lines to print. Needs an otherwise empty or demo database.
+pub fn bench(conn: &mut DbConn) -> Result<Vec<String>, AppError> {
+    use crate::catalog::service as catalog;
+    let now = chrono::Utc::now().naive_utc();
+    let owner = service::create_user(
+        conn,
+        "bench@demo.haodian.cn",
+        "bench_owner",
+        "压测店主",
+        DEMO_PASSWORD,
+        Role::Merchant,
+        None,
+    )
+    .map_err(|e| AppError::Internal(format!("bench data exists already or is invalid: {e}")))?;
+    let me = as_session(&owner);
+    let categories = shops::categories(conn)?;
+    let apparel = categories
+        .iter()
+        .find(|c| c.slug == "apparel")
+        .map(|c| c.id.to_string())
+        .unwrap_or_default();
+    let form = shops::OpenShopForm {
+        name: "压测旗舰店".into(),
+        slug: "bench-shop".into(),
+        description: "基准测试用店铺：60 件在售商品。".into(),
+        main_category_id: apparel.clone(),
+        entity_type: "individual".into(),
+        qualifications: Vec::new(),
+    };
+    shops::open_shop(conn, &me, &form, now)?;
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let f = catalog::ProductForm {
+            title: format!("压测商品 第{:02}号 纯棉T恤", i + 1),
+            subtitle: "基准测试".into(),
+            description: "用于测量店铺页与商品页的吞吐。".into(),
+            attributes: "面料: 棉".into(),
+            category_id: apparel.clone(),
+        };
+        let id = catalog::create_product(conn, &me, &f, now)?;
+        if i == 0 {
+            catalog::set_variants(conn, &me, id, "颜色: 白, 黑\n尺码: XS, S, M, L, XL", now)?;
+        }
+        let rows: Vec<catalog::SkuInput> = catalog::skus_of(conn, id)?
+            .iter()
+            .enumerate()
+            .map(|(j, s)| catalog::SkuInput {
+                id: s.id,
+                code: format!("B{}-{}", i + 1, j + 1),
+                price: format!("{}.90", 49 + i + j),
+                list_price: String::new(),
+                stock: "100".into(),
+            })
+            .collect();
+        catalog::save_skus(conn, &me, id, &rows, now)?;
+        catalog::submit(conn, &me, id, now)?;
+        ids.push(id);
+    }
+    Ok(vec![
+        "bench data: /shops/bench-shop (60 listed products)".to_string(),
+        format!("bench data: /products/{} (10 SKUs)", ids[0]),
+    ])
+}

@@ -850,3 +850,33 @@ fn backend_is_the_one_asked_for() {
     assert_eq!(backend, want);
     println!("backend under test: {}", backend.name());
 }
+
+#[tokio::test]
+async fn bench_seed_builds_a_sixty_product_storefront() {
+    let app = spawn_app();
+    let lines = haodian::seed::bench(&mut app.conn()).unwrap();
+    let product: String = lines[1]
+        .rsplit("/products/")
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let c = app.client();
+    let store = c.get("/shops/bench-shop").await;
+    store.assert_status(200);
+    assert_eq!(
+        store.body.matches("class=\"card product-card\"").count(),
+        24,
+        "24 a page"
+    );
+    assert!(store.body.contains("第 1 / 3 页"));
+    let page = c.get(&format!("/products/{product}")).await;
+    page.assert_status(200);
+    assert_eq!(page.body.matches("class=\"sku-option").count(), 10);
+    assert!(
+        haodian::seed::bench(&mut app.conn()).is_err(),
+        "seeding twice refuses"
+    );
+}
