@@ -50,6 +50,9 @@ enum Command {
         /// Benchmark data: a shop with 60 listed products, one of them with 10 SKUs.
         #[arg(long)]
         bench: bool,
+        /// Scale data: N shops with 50 listed products of 10 SKUs each (2000 → 1,000,000 SKUs).
+        #[arg(long, value_name = "N")]
+        shops: Option<usize>,
     },
     /// Scheduled jobs.
     Jobs {
@@ -256,10 +259,10 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
             );
             Ok(())
         }
-        Command::Seed { demo, bench } => {
-            if !demo && !bench {
+        Command::Seed { demo, bench, shops } => {
+            if !demo && !bench && shops.is_none() {
                 return Err(AppError::Internal(
-                    "nothing to seed: pass --demo or --bench".into(),
+                    "nothing to seed: pass --demo, --bench or --shops N".into(),
                 ));
             }
             let pool = app::open_database(&settings)?;
@@ -268,6 +271,21 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
             }
             if bench {
                 println!("{}", haodian::seed::bench(&mut *pool.get()?)?.join("\n"));
+            }
+            if let Some(n) = shops {
+                let started = std::time::Instant::now();
+                let mut report = |done: usize| {
+                    if done % 200 == 0 || done == n {
+                        eprintln!(
+                            "seeded {done}/{n} shops ({:.0} s)",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                };
+                println!(
+                    "{}",
+                    haodian::seed::scale(&mut *pool.get()?, n, &mut report)?.join("\n")
+                );
             }
             Ok(())
         }

@@ -405,3 +405,176 @@ pub fn bench(conn: &mut DbConn) -> Result<Vec<String>, AppError> {
         format!("bench data: /products/{} (10 SKUs)", ids[0]),
     ])
 }
+
+const ADJECTIVES: &[&str] = &[
+    "纯棉", "真丝", "亚麻", "羊毛", "加厚", "轻薄", "复古", "简约", "宽松", "修身", "oversize",
+    "basic",
+];
+const NOUNS: &[&str] = &[
+    "T恤",
+    "衬衫",
+    "连衣裙",
+    "卫衣",
+    "外套",
+    "牛仔裤",
+    "半身裙",
+    "针织衫",
+    "风衣",
+    "羽绒服",
+    "polo",
+    "hoodie",
+];
+
+/// Scale data for benchmarks: `shops` shops (each bound to its own account), 50 listed
+/// products per shop with 10 SKUs each (so 2,000 shops are 1,000,000 SKUs), indexed for
+/// search. Written in batches straight to the tables, with the same invariants as the
+/// services keep; `progress` is told after every shop batch.
+pub fn scale(
+    conn: &mut DbConn,
+    shops: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<String>, AppError> {
+    use crate::db::schema::{products, search_grams, shops as shop_t, skus, users};
+    use diesel::prelude::*;
+    const PRODUCTS: usize = 50;
+    const SKUS: usize = 10;
+    let now = chrono::Utc::now().naive_utc();
+    let hash = crate::accounts::password::hash(DEMO_PASSWORD)?;
+    let categories = shops::categories(conn)?;
+    let leafs: Vec<i64> = categories
+        .iter()
+        .filter(|c| c.parent_id.is_some() && c.required_qualifications.is_empty())
+        .map(|c| c.id)
+        .collect();
+    let start: i64 = users::table.count().get_result(conn)?;
+    let batch = 20;
+    for first in (0..shops).step_by(batch) {
+        let last = (first + batch).min(shops);
+        crate::db::write_tx(conn, |c| {
+            let tag = |i: usize| format!("{}_{i}", start);
+            let new_users: Vec<_> = (first..last)
+                .map(|i| {
+                    (
+                        users::email.eq(format!("scale{}@bench.haodian.cn", tag(i))),
+                        users::handle.eq(format!("scale_{}", tag(i))),
+                        users::display_name.eq(format!("压测店主{i}")),
+                        users::password_hash.eq(hash.clone()),
+                        users::bio.eq(""),
+                        users::email_verified_at.eq(Some(now)),
+                        users::password_changed_at.eq(now),
+                        users::created_at.eq(now),
+                        users::updated_at.eq(now),
+                    )
+                })
+                .collect();
+            crate::per_backend!(c, |c| diesel::insert_into(users::table)
+                .values(&new_users)
+                .execute(c))?;
+            let handles: Vec<String> = (first..last).map(|i| format!("scale_{}", tag(i))).collect();
+            let owners: Vec<(i64, String)> = users::table
+                .filter(users::handle.eq_any(&handles))
+                .order(users::id)
+                .select((users::id, users::handle))
+                .load(c)?;
+            let new_shops: Vec<_> = owners
+                .iter()
+                .map(|(uid, handle)| {
+                    (
+                        shop_t::slug.eq(handle.replace('_', "-")),
+                        shop_t::name.eq(format!("{handle} 的店")),
+                        shop_t::description.eq(""),
+                        shop_t::main_category_id.eq(leafs[(*uid as usize) % leafs.len()]),
+                        shop_t::entity_type.eq("individual"),
+                        shop_t::official_user_id.eq(*uid),
+                        shop_t::status.eq("active"),
+                        shop_t::created_at.eq(now),
+                        shop_t::updated_at.eq(now),
+                    )
+                })
+                .collect();
+            crate::per_backend!(c, |c| diesel::insert_into(shop_t::table)
+                .values(&new_shops)
+                .execute(c))?;
+            let owner_ids: Vec<i64> = owners.iter().map(|(id, _)| *id).collect();
+            let shop_ids: Vec<i64> = shop_t::table
+                .filter(shop_t::official_user_id.eq_any(&owner_ids))
+                .order(shop_t::id)
+                .select(shop_t::id)
+                .load(c)?;
+            for (k, shop_id) in shop_ids.iter().enumerate() {
+                let n = first + k;
+                let new_products: Vec<_> = (0..PRODUCTS)
+                    .map(|p| {
+                        let seed = n * PRODUCTS + p;
+                        let title = format!(
+                            "{}{} {}款 {}",
+                            ADJECTIVES[seed % ADJECTIVES.len()],
+                            NOUNS[(seed / 7) % NOUNS.len()],
+                            seed % 97,
+                            seed
+                        );
+                        let price = 1900 + ((seed * 37) % 50_000) as i64;
+                        (
+                            products::shop_id.eq(*shop_id),
+                            products::category_id.eq(leafs[seed % leafs.len()]),
+                            products::title.eq(title),
+                            products::subtitle.eq(""),
+                            products::status.eq("listed"),
+                            products::price_min.eq(Some(price)),
+                            products::price_max.eq(Some(price + 900)),
+                            products::sales_count.eq(((seed * 131) % 5000) as i64),
+                            products::created_at.eq(now),
+                            products::updated_at.eq(now),
+                            products::listed_at.eq(Some(now)),
+                        )
+                    })
+                    .collect();
+                crate::per_backend!(c, |c| diesel::insert_into(products::table)
+                    .values(&new_products)
+                    .execute(c))?;
+                let made: Vec<(i64, String, Option<i64>)> = products::table
+                    .filter(products::shop_id.eq(shop_id))
+                    .order(products::id)
+                    .select((products::id, products::title, products::price_min))
+                    .load(c)?;
+                let mut new_skus = Vec::with_capacity(PRODUCTS * SKUS);
+                let mut grams = Vec::new();
+                for (pid, title, price) in &made {
+                    for s in 0..SKUS {
+                        new_skus.push((
+                            skus::product_id.eq(*pid),
+                            skus::shop_id.eq(*shop_id),
+                            skus::code.eq(format!("S{pid}-{s}")),
+                            skus::attrs.eq(format!("规格:{}", s + 1)),
+                            skus::price_fen.eq(price.unwrap_or(100) + (s as i64) * 100),
+                            skus::stock.eq(100i64),
+                            skus::position.eq(s as i64),
+                            skus::created_at.eq(now),
+                            skus::updated_at.eq(now),
+                        ));
+                    }
+                    for g in crate::catalog::search::grams(title) {
+                        grams.push((search_grams::gram.eq(g), search_grams::product_id.eq(*pid)));
+                    }
+                }
+                for chunk in new_skus.chunks(1000) {
+                    crate::per_backend!(c, |c| diesel::insert_into(skus::table)
+                        .values(chunk)
+                        .execute(c))?;
+                }
+                for chunk in grams.chunks(1000) {
+                    crate::per_backend!(c, |c| diesel::insert_into(search_grams::table)
+                        .values(chunk)
+                        .execute(c))?;
+                }
+            }
+            Ok::<_, AppError>(())
+        })?;
+        progress(last);
+    }
+    Ok(vec![format!(
+        "scale data: {shops} shops, {} listed products, {} SKUs",
+        shops * PRODUCTS,
+        shops * PRODUCTS * SKUS
+    )])
+}

@@ -498,6 +498,9 @@ fn check_and_apply(
     if result == Outcome::Pass && product.delisted_by_platform {
         result = Outcome::ManualReview;
     }
+    if result == Outcome::Pass {
+        super::search::reindex(c, id, &product.title, &product.subtitle)?;
+    }
     let (status, listed_at) = match result {
         Outcome::Pass => ("listed", Some(now)),
         Outcome::ManualReview => ("pending_review", product.listed_at),
@@ -914,6 +917,7 @@ pub fn moderate(
             diesel::update(products::table.find(id))
                 .set(products::listed_at.eq(Some(now)))
                 .execute(c)?;
+            super::search::reindex(c, id, &product.title, &product.subtitle)?;
         }
         accounts::audit_shop(
             c,
@@ -1013,6 +1017,12 @@ pub fn search(
 ) -> Result<Paginated<SearchHit>, AppError> {
     let q = q.trim().to_lowercase();
     let pattern = like_pattern(&q);
+    // Narrow with the n-gram index first; the LIKE below confirms the exact substring.
+    let grams = if q.is_empty() {
+        None
+    } else {
+        super::search::query_grams(&q)
+    };
     let cats: Option<Vec<i64>> = match category {
         Some(id) => {
             let mut ids: Vec<i64> = categories::table
@@ -1034,6 +1044,16 @@ pub fn search(
                     .and(shops::restricted_until.le(now))),
             )
             .into_boxed();
+        if let Some(g) = &grams {
+            let n = g.len() as i64;
+            use crate::db::schema::search_grams;
+            let matching = search_grams::table
+                .filter(search_grams::gram.eq_any(g.clone()))
+                .group_by(search_grams::product_id)
+                .having(diesel::dsl::count(search_grams::gram).eq(n))
+                .select(search_grams::product_id);
+            b = b.filter(products::id.eq_any(matching));
+        }
         if !q.is_empty() {
             b = b.filter(
                 lower(products::title)

@@ -288,6 +288,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    search_grams (gram, product_id) {
+        gram -> Text,
+        product_id -> BigInt,
+    }
+}
+
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
@@ -303,6 +310,7 @@ diesel::joinable!(products -> categories (category_id));
 diesel::joinable!(skus -> products (product_id));
 diesel::joinable!(product_images -> products (product_id));
 diesel::joinable!(listing_checks -> products (product_id));
+diesel::joinable!(search_grams -> products (product_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -328,4 +336,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     prohibited_terms,
     rule_params,
     listing_checks,
+    search_grams,
 );

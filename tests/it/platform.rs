@@ -880,3 +880,34 @@ async fn bench_seed_builds_a_sixty_product_storefront() {
         "seeding twice refuses"
     );
 }
+
+#[tokio::test]
+async fn scale_seed_writes_listed_indexed_products() {
+    let app = spawn_app();
+    let mut seen = Vec::new();
+    let lines = haodian::seed::scale(&mut app.conn(), 3, &mut |n| seen.push(n)).unwrap();
+    assert_eq!(
+        lines[0],
+        "scale data: 3 shops, 150 listed products, 1500 SKUs"
+    );
+    assert_eq!(seen, vec![3]);
+    use haodian::db::schema::{products, skus};
+    let listed: i64 = products::table
+        .filter(products::status.eq("listed"))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    let sku_count: i64 = skus::table.count().get_result(&mut *app.conn()).unwrap();
+    assert_eq!((listed, sku_count), (150, 1500));
+    // Every seeded title is findable through the n-gram index.
+    let c = app.client();
+    let r = c.get("/search?q=真丝").await;
+    r.assert_status(200);
+    let expected = (0..150).filter(|s| s % 12 == 1).count();
+    assert!(
+        r.body.contains(&format!("共 {expected} 件")),
+        "{expected} silk products"
+    );
+    // A second run adds more shops rather than failing on names.
+    haodian::seed::scale(&mut app.conn(), 1, &mut |_| {}).unwrap();
+}

@@ -1,0 +1,2 @@
+DROP INDEX products_listed_sales;
+DROP TABLE search_grams;
