@@ -997,6 +997,9 @@ impl Sort {
     }
 }
 
+/// Search counts (and pages through) at most this many matches.
+pub const SEARCH_CAP: i64 = 1000;
+
 /// A search hit with its shop.
 pub struct SearchHit {
     pub product: Product,
@@ -1045,12 +1048,11 @@ pub fn search(
             )
             .into_boxed();
         if let Some(g) = &grams {
-            let n = g.len() as i64;
             use crate::db::schema::search_grams;
             let matching = search_grams::table
                 .filter(search_grams::gram.eq_any(g.clone()))
                 .group_by(search_grams::product_id)
-                .having(diesel::dsl::count(search_grams::gram).eq(n))
+                .having(diesel::dsl::count(search_grams::gram).eq(g.len() as i64))
                 .select(search_grams::product_id);
             b = b.filter(products::id.eq_any(matching));
         }
@@ -1067,7 +1069,14 @@ pub fn search(
         }
         b
     };
-    let total: i64 = filtered().count().get_result(conn)?;
+    // Counting every match of a broad query costs more than the page itself: count up to
+    // the cap and show "1000+" beyond it.
+    let counted = filtered()
+        .select(products::id)
+        .limit(SEARCH_CAP + 1)
+        .load::<i64>(conn)?
+        .len() as i64;
+    let total = counted.min(SEARCH_CAP);
     let ordered = match sort {
         Sort::Overall | Sort::Sales => filtered().order((
             products::sales_count.desc(),
