@@ -486,12 +486,7 @@ impl SettingsPage {
             .flatten()
     }
     fn initial(&self) -> String {
-        self.user
-            .display_name
-            .chars()
-            .next()
-            .map(|c| c.to_uppercase().to_string())
-            .unwrap_or_default()
+        web::initial(&self.user.display_name)
     }
     fn locale_is(&self, code: &str) -> bool {
         self.user

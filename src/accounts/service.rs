@@ -915,12 +915,7 @@ pub fn list_users(
         return Err(AppError::Forbidden("error.403.body"));
     }
     let q = query.trim().to_lowercase();
-    let pattern = format!(
-        "%{}%",
-        q.replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let pattern = crate::db::like_pattern(&q);
     let filtered = || {
         let mut b = users::table.into_boxed();
         if !q.is_empty() {

@@ -670,15 +670,7 @@ pub fn list_own(
     ))
 }
 
-/// A LIKE pattern for a substring, with LIKE's wildcards escaped.
-pub fn like_pattern(q: &str) -> String {
-    format!(
-        "%{}%",
-        q.replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    )
-}
+pub use crate::db::like_pattern;
 
 // ---------- buyers ----------
 

@@ -559,13 +559,7 @@ impl ProfilePage {
         self.p.user.bio.lines().collect()
     }
     fn initial(&self) -> String {
-        self.p
-            .user
-            .display_name
-            .chars()
-            .next()
-            .map(|c| c.to_uppercase().to_string())
-            .unwrap_or_default()
+        web::initial(&self.p.user.display_name)
     }
 }
 
@@ -677,13 +671,7 @@ impl StorefrontPage {
         self.s.category.name(self.ctx.locale)
     }
     fn initial(&self) -> String {
-        self.s
-            .shop
-            .name
-            .chars()
-            .next()
-            .map(|c| c.to_uppercase().to_string())
-            .unwrap_or_default()
+        web::initial(&self.s.shop.name)
     }
 }
 

@@ -851,12 +851,7 @@ pub fn admin_list_shops(
         return Err(AppError::Forbidden("error.403.body"));
     }
     let q = query.trim().to_lowercase();
-    let pattern = format!(
-        "%{}%",
-        q.replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let pattern = crate::db::like_pattern(&q);
     let filtered = || {
         let mut b = shops::table.inner_join(users::table).into_boxed();
         if !q.is_empty() {

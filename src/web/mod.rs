@@ -38,14 +38,17 @@ pub struct NavUser {
     pub email_verified: bool,
 }
 
+/// The first letter of a name, for an avatar placeholder.
+pub fn initial(name: &str) -> String {
+    name.chars()
+        .next()
+        .map(|c| c.to_uppercase().to_string())
+        .unwrap_or_default()
+}
+
 impl NavUser {
-    /// The first letter of the name, for an avatar placeholder.
     pub fn initial(&self) -> String {
-        self.display_name
-            .chars()
-            .next()
-            .map(|c| c.to_uppercase().to_string())
-            .unwrap_or_default()
+        initial(&self.display_name)
     }
 }
 
