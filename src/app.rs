@@ -149,9 +149,11 @@ pub async fn build(settings: Settings, opts: BuildOptions) -> Result<Running, Ap
                 }),
             )
             .configure(crate::site::routes::routes)
+            .configure(crate::catalog::routes::public)
+            .configure(crate::shops::routes::public)
             .configure(crate::accounts::routes::routes)
-            .configure(crate::shops::routes::routes)
             .configure(crate::catalog::routes::routes)
+            .configure(crate::shops::routes::routes)
             .default_service(aw::to(|| async {
                 Err::<HttpResponse, AppError>(AppError::NotFound)
             }))

@@ -4,6 +4,7 @@
 //! placeholder. A test checks both files have exactly the same keys and that every key the
 //! templates and code use exists.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -59,7 +60,7 @@ impl Locale {
         }
         best.map(|(_, l)| l)
     }
-    fn catalog(self) -> &'static HashMap<&'static str, &'static str> {
+    fn catalog(self) -> &'static HashMap<&'static str, Cow<'static, str>> {
         match self {
             Locale::ZhCn => &ZH,
             Locale::En => &EN,
@@ -70,10 +71,27 @@ impl Locale {
 pub const ZH_SOURCE: &str = include_str!("../locales/zh-CN.txt");
 pub const EN_SOURCE: &str = include_str!("../locales/en.txt");
 
-static ZH: LazyLock<HashMap<&'static str, &'static str>> =
-    LazyLock::new(|| parse_catalog(ZH_SOURCE));
-static EN: LazyLock<HashMap<&'static str, &'static str>> =
-    LazyLock::new(|| parse_catalog(EN_SOURCE));
+static ZH: LazyLock<HashMap<&'static str, Cow<'static, str>>> =
+    LazyLock::new(|| unescaped(parse_catalog(ZH_SOURCE)));
+static EN: LazyLock<HashMap<&'static str, Cow<'static, str>>> =
+    LazyLock::new(|| unescaped(parse_catalog(EN_SOURCE)));
+
+/// Values with `\n` turned into line breaks once, at load (not on every lookup).
+fn unescaped(
+    catalog: HashMap<&'static str, &'static str>,
+) -> HashMap<&'static str, Cow<'static, str>> {
+    catalog
+        .into_iter()
+        .map(|(k, v)| {
+            let v = if v.contains("\\n") {
+                Cow::Owned(v.replace("\\n", "\n"))
+            } else {
+                Cow::Borrowed(v)
+            };
+            (k, v)
+        })
+        .collect()
+}
 
 /// Parses a catalog file. Lines without `=` are ignored (the key test reports them).
 pub fn parse_catalog(src: &'static str) -> HashMap<&'static str, &'static str> {
@@ -88,7 +106,7 @@ pub fn parse_catalog(src: &'static str) -> HashMap<&'static str, &'static str> {
 /// The translation of `key`; a missing key shows as the key itself (and the test suite fails).
 pub fn t(locale: Locale, key: &str) -> String {
     match locale.catalog().get(key) {
-        Some(v) => v.replace("\\n", "\n"),
+        Some(v) => v.to_string(),
         None => key.to_string(),
     }
 }

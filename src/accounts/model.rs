@@ -18,8 +18,6 @@ pub struct User {
     pub locale: Option<String>,
     pub email_verified_at: Option<NaiveDateTime>,
     pub password_changed_at: NaiveDateTime,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
 }
 
 /// Roles beyond "buyer", which every account is.

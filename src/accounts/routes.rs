@@ -15,7 +15,8 @@ use crate::i18n::Locale;
 use crate::web::{self, CsrfForm, CsrfMultipart, FlashLevel, PageCtx, PageQuery, Paginated, State};
 
 pub fn routes(cfg: &mut aw::ServiceConfig) {
-    cfg.service(signup_page)
+    cfg.service(media)
+        .service(signup_page)
         .service(signup_submit)
         .service(login_page)
         .service(login_submit)
@@ -34,7 +35,6 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(settings_email_confirm)
         .service(settings_logout_others)
         .service(switch_language)
-        .service(media)
         .service(admin_users)
         .service(admin_grant_role)
         .service(admin_revoke_role);

@@ -23,19 +23,40 @@ pub struct Product {
     pub price_max: Option<i64>,
     pub sales_count: i64,
     pub cover_media_id: Option<i64>,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
     pub listed_at: Option<NaiveDateTime>,
 }
 
-impl Product {
-    /// "¥12.00" or "¥12.00 – ¥30.00"; empty before prices are set.
+/// "¥12.00" or "¥12.00 – ¥30.00"; empty before prices are set.
+fn price_range(min: Option<i64>, max: Option<i64>) -> String {
+    match (min, max) {
+        (Some(a), Some(b)) if a == b => crate::i18n::money(a),
+        (Some(a), Some(b)) => format!("{} – {}", crate::i18n::money(a), crate::i18n::money(b)),
+        _ => String::new(),
+    }
+}
+
+/// What a product grid shows of a product (storefront, profile, search): only these columns
+/// are read, so a page of cards does not load descriptions or parse timestamps.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = products)]
+pub struct ProductCard {
+    pub id: i64,
+    pub title: String,
+    pub price_min: Option<i64>,
+    pub price_max: Option<i64>,
+    pub sales_count: i64,
+    pub cover_media_id: Option<i64>,
+}
+
+impl ProductCard {
     pub fn price_range(&self) -> String {
-        match (self.price_min, self.price_max) {
-            (Some(a), Some(b)) if a == b => crate::i18n::money(a),
-            (Some(a), Some(b)) => format!("{} – {}", crate::i18n::money(a), crate::i18n::money(b)),
-            _ => String::new(),
-        }
+        price_range(self.price_min, self.price_max)
+    }
+}
+
+impl Product {
+    pub fn price_range(&self) -> String {
+        price_range(self.price_min, self.price_max)
     }
     pub fn description_lines(&self) -> Vec<&str> {
         self.description.lines().collect()
@@ -62,8 +83,6 @@ pub struct Sku {
     pub list_price_fen: Option<i64>,
     pub stock: i64,
     pub position: i64,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
 }
 
 impl Sku {

@@ -17,6 +17,12 @@ use crate::shops::model::Category;
 use crate::shops::service::Membership;
 use crate::web::{self, CsrfForm, FlashLevel, PageCtx, PageQuery, Paginated, State};
 
+/// The buyer pages, registered before every other route (actix tries routes in order, and
+/// these are the busiest).
+pub fn public(cfg: &mut aw::ServiceConfig) {
+    cfg.service(product_page).service(search_page);
+}
+
 pub fn routes(cfg: &mut aw::ServiceConfig) {
     cfg.service(list_page)
         .service(new_page)
@@ -32,8 +38,6 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(image_change)
         .service(skus_submit)
         .service(submit_listing)
-        .service(product_page)
-        .service(search_page)
         .service(review_queue)
         .service(admin_products)
         .service(moderate_product);

@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Deserialize;
 
-use super::model::{parse_yuan, Product, Sku, VariantSpec};
+use super::model::{parse_yuan, Product, ProductCard, Sku, VariantSpec};
 use crate::accounts::{service as accounts, Role, SessionUser};
 use crate::db::schema::{
     categories, listing_checks as lc, products, shop_qualifications as sq, shops, skus, users,
@@ -108,11 +108,11 @@ fn own_product(conn: &mut DbConn, m: &Membership, id: i64) -> Result<Product, Ap
 }
 
 pub fn skus_of(conn: &mut DbConn, product_id: i64) -> Result<Vec<Sku>, AppError> {
-    Ok(skus::table
+    Ok(crate::per_backend!(conn, |c| skus::table
         .filter(skus::product_id.eq(product_id))
         .order((skus::position, skus::id))
         .select(Sku::as_select())
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// The hits of the newest check of a product.
@@ -684,14 +684,14 @@ pub struct PublicProduct {
 }
 
 pub fn public_product(conn: &mut DbConn, id: i64) -> Result<PublicProduct, AppError> {
-    let row: Option<(Product, Shop, String)> = products::table
+    let row: Option<(Product, Shop, String)> = crate::per_backend!(conn, |c| products::table
         .inner_join(shops::table.inner_join(users::table))
         .filter(products::id.eq(id))
         .filter(products::status.eq("listed"))
         .filter(shops::status.ne("cleared"))
         .select((Product::as_select(), Shop::as_select(), users::handle))
-        .first(conn)
-        .optional()?;
+        .first(c)
+        .optional())?;
     let (product, shop, official_handle) = row.ok_or(AppError::NotFound)?;
     Ok(PublicProduct {
         skus: skus_of(conn, id)?,
@@ -704,17 +704,19 @@ pub fn public_product(conn: &mut DbConn, id: i64) -> Result<PublicProduct, AppEr
 
 /// The categories a shop has listed products in (its storefront's filter).
 pub fn shop_categories(conn: &mut DbConn, shop_id: i64) -> Result<Vec<Category>, AppError> {
-    let ids: Vec<i64> = products::table
-        .filter(products::shop_id.eq(shop_id))
-        .filter(products::status.eq("listed"))
-        .select(products::category_id)
-        .distinct()
-        .load(conn)?;
-    Ok(categories::table
-        .filter(categories::id.eq_any(ids))
+    // One statement with a sub-select (prepared once and cached, unlike an IN list of ids).
+    Ok(crate::per_backend!(conn, |c| categories::table
+        .filter(
+            categories::id.eq_any(
+                products::table
+                    .filter(products::shop_id.eq(shop_id))
+                    .filter(products::status.eq("listed"))
+                    .select(products::category_id)
+            )
+        )
         .order((categories::sort_order, categories::id))
         .select(Category::as_select())
-        .load(conn)?)
+        .load(c))?)
 }
 
 /// Listed products of a shop, newest first, optionally matching `q` and a category.
@@ -725,29 +727,34 @@ pub fn shop_products(
     category: Option<i64>,
     page: PageQuery,
     per_page: i64,
-) -> Result<Paginated<Product>, AppError> {
+) -> Result<Paginated<ProductCard>, AppError> {
     let pattern = like_pattern(&q.trim().to_lowercase());
     let has_q = !q.trim().is_empty();
-    let filtered = || {
-        let mut b = products::table
-            .filter(products::shop_id.eq(shop_id))
-            .filter(products::status.eq("listed"))
-            .into_boxed();
-        if has_q {
-            b = b.filter(lower(products::title).like(pattern.clone()).escape('\\'));
-        }
-        if let Some(c) = category {
-            b = b.filter(products::category_id.eq(c));
-        }
-        b
-    };
-    let total: i64 = filtered().count().get_result(conn)?;
-    let items = filtered()
-        .order((products::listed_at.desc(), products::id.desc()))
-        .limit(per_page)
-        .offset(page.offset(per_page))
-        .select(Product::as_select())
-        .load(conn)?;
+    // Run on the backend's own connection: the multi-backend wrapper rebuilds a query's SQL
+    // text on every execution, which showed in the storefront's profile.
+    let (total, items) = crate::per_backend!(conn, |c| {
+        let filtered = || {
+            let mut b = products::table
+                .filter(products::shop_id.eq(shop_id))
+                .filter(products::status.eq("listed"))
+                .into_boxed();
+            if has_q {
+                b = b.filter(lower(products::title).like(pattern.clone()).escape('\\'));
+            }
+            if let Some(cat) = category {
+                b = b.filter(products::category_id.eq(cat));
+            }
+            b
+        };
+        let total: i64 = filtered().count().get_result(c)?;
+        let items = filtered()
+            .order((products::listed_at.desc(), products::id.desc()))
+            .limit(per_page)
+            .offset(page.offset(per_page))
+            .select(ProductCard::as_select())
+            .load(c)?;
+        Ok::<_, diesel::result::Error>((total, items))
+    })?;
     Ok(Paginated {
         items,
         page: page.number(),
@@ -994,7 +1001,7 @@ pub const SEARCH_CAP: i64 = 1000;
 
 /// A search hit with its shop.
 pub struct SearchHit {
-    pub product: Product,
+    pub product: ProductCard,
     pub shop_name: String,
     pub shop_slug: String,
 }
@@ -1079,10 +1086,10 @@ pub fn search(
         Sort::PriceAsc => filtered().order((products::price_min.asc(), products::id.desc())),
         Sort::PriceDesc => filtered().order((products::price_max.desc(), products::id.desc())),
     };
-    let rows: Vec<(Product, String, String)> = ordered
+    let rows: Vec<(ProductCard, String, String)> = ordered
         .limit(PER_PAGE)
         .offset(page.offset(PER_PAGE))
-        .select((Product::as_select(), shops::name, shops::slug))
+        .select((ProductCard::as_select(), shops::name, shops::slug))
         .load(conn)?;
     Ok(Paginated {
         items: rows
@@ -1138,11 +1145,11 @@ pub fn images_of(
     product_id: i64,
 ) -> Result<Vec<(i64, i64, Option<i64>)>, AppError> {
     use crate::db::schema::product_images as pi;
-    Ok(pi::table
+    Ok(crate::per_backend!(conn, |c| pi::table
         .filter(pi::product_id.eq(product_id))
         .order((pi::position, pi::id))
         .select((pi::id, pi::media_id, pi::thumb_media_id))
-        .load(conn)?)
+        .load(c))?)
 }
 
 fn refresh_cover(c: &mut DbConn, product_id: i64) -> Result<(), AppError> {

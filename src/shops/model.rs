@@ -19,7 +19,6 @@ pub struct Shop {
     pub status: String,
     pub restricted_until: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
 }
 
 impl Shop {
@@ -73,7 +72,6 @@ pub struct Category {
     pub deposit_fen: i64,
     pub required_qualifications: String,
     pub sort_order: i64,
-    pub created_at: NaiveDateTime,
 }
 
 impl Category {
@@ -240,7 +238,6 @@ mod tests {
             status: "restricted".into(),
             restricted_until: Some(t),
             created_at: t,
-            updated_at: t,
         };
         assert_eq!(
             s.status_at(t - chrono::Duration::seconds(1)),

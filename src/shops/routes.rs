@@ -12,6 +12,12 @@ use crate::accounts::{Role, Viewer};
 use crate::error::{AppError, FieldErrors};
 use crate::web::{self, CsrfForm, CsrfMultipart, FlashLevel, PageCtx, PageQuery, Paginated, State};
 
+/// The buyer pages, registered before every other route (actix tries routes in order, and
+/// these are the busiest).
+pub fn public(cfg: &mut aw::ServiceConfig) {
+    cfg.service(storefront).service(profile);
+}
+
 pub fn routes(cfg: &mut aw::ServiceConfig) {
     cfg.service(merchant_home)
         .service(open_page)
@@ -24,10 +30,8 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(auth_page)
         .service(auth_add)
         .service(auth_revoke)
-        .service(profile)
         .service(follow)
         .service(unfollow)
-        .service(storefront)
         .service(admin_shops)
         .service(admin_categories)
         .service(admin_category_save)
@@ -551,7 +555,7 @@ struct ProfilePage {
     ctx: PageCtx,
     p: service::Profile,
     is_me: bool,
-    products: Vec<crate::catalog::model::Product>,
+    products: Vec<crate::catalog::model::ProductCard>,
 }
 
 impl ProfilePage {
@@ -637,7 +641,7 @@ struct StorefrontPage {
     ctx: PageCtx,
     s: service::Storefront,
     status: ShopStatus,
-    products: Paginated<crate::catalog::model::Product>,
+    products: Paginated<crate::catalog::model::ProductCard>,
     q: String,
     category: Option<i64>,
     categories: Vec<Category>,

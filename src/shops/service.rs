@@ -512,10 +512,10 @@ pub fn remove_staff(conn: &mut DbConn, me: &SessionUser, user_id: i64) -> Result
 // ---------- follows ----------
 
 pub fn follower_count(conn: &mut DbConn, user_id: i64) -> Result<i64, AppError> {
-    Ok(follows::table
+    Ok(crate::per_backend!(conn, |c| follows::table
         .filter(follows::followee_id.eq(user_id))
         .count()
-        .get_result(conn)?)
+        .get_result(c))?)
 }
 
 pub fn following_count(conn: &mut DbConn, user_id: i64) -> Result<i64, AppError> {
@@ -748,27 +748,30 @@ pub fn profile(conn: &mut DbConn, handle: &str, viewer: Option<i64>) -> Result<P
     })
 }
 
-/// A storefront: the shop, its official account and category.
+/// A storefront: the shop, its official account's handle and category.
 #[derive(Debug, Clone)]
 pub struct Storefront {
     pub shop: Shop,
-    pub official: User,
+    pub official_handle: String,
     pub followers: i64,
     pub category: Category,
 }
 
 pub fn storefront(conn: &mut DbConn, slug: &str) -> Result<Storefront, AppError> {
-    let shop: Shop = shops::table
-        .filter(shops::slug.eq(slug.to_ascii_lowercase()))
-        .select(Shop::as_select())
-        .first(conn)
-        .optional()?
+    let slug = slug.to_ascii_lowercase();
+    let (shop, official_handle, category): (Shop, String, Category) =
+        crate::per_backend!(conn, |c| shops::table
+            .inner_join(users::table)
+            .inner_join(categories::table)
+            .filter(shops::slug.eq(&slug))
+            .select((Shop::as_select(), users::handle, Category::as_select()))
+            .first(c)
+            .optional())?
         .ok_or(AppError::NotFound)?;
-    let official = accounts::find_user(conn, shop.official_user_id)?;
     Ok(Storefront {
-        followers: follower_count(conn, official.id)?,
-        category: category(conn, shop.main_category_id)?,
-        official,
+        followers: follower_count(conn, shop.official_user_id)?,
+        official_handle,
+        category,
         shop,
     })
 }

@@ -1,0 +1,7 @@
+-- A storefront lists one shop's listed products newest first: with listed_at in the index the
+-- page is read in order from it instead of walking every listed product of the platform.
+DROP INDEX products_shop_status;
+CREATE INDEX products_shop_status_listed ON products (shop_id, status, listed_at);
+-- A product page shows its SKUs in position order.
+DROP INDEX skus_product;
+CREATE INDEX skus_product_position ON skus (product_id, position);
