@@ -126,6 +126,7 @@ pub async fn build(settings: Settings, opts: BuildOptions) -> Result<Running, Ap
         settings,
         secret,
         clock: crate::clock::Clock::default(),
+        search_stats: Default::default(),
     });
     let metrics = aw::Data::new(Metrics::default());
     let st = state.clone();

@@ -9,6 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::model::{Product, Sku};
+use super::search;
 use super::service::{self, Decision, Editable, ModerationRow, ProductForm, ProductRow, SkuInput};
 use crate::accounts::{Role, Viewer};
 use crate::error::{AppError, FieldErrors};
@@ -913,14 +914,14 @@ struct SearchPage {
     ctx: PageCtx,
     q: String,
     category: Option<i64>,
-    sort: service::Sort,
+    sort: search::Sort,
     categories: Vec<Category>,
-    list: Paginated<service::SearchHit>,
-    sorts: [service::Sort; 5],
+    list: Paginated<search::SearchHit>,
+    sorts: [search::Sort; 5],
 }
 
 impl SearchPage {
-    fn link(&self, sort: &service::Sort, page: i64) -> String {
+    fn link(&self, sort: &search::Sort, page: i64) -> String {
         let q: String = url::form_urlencoded::byte_serialize(self.q.as_bytes()).collect();
         let cat = self.category.map(|c| c.to_string()).unwrap_or_default();
         format!(
@@ -931,7 +932,7 @@ impl SearchPage {
     fn page_link(&self, n: i64) -> String {
         self.link(&self.sort, n)
     }
-    fn sort_name(&self, s: &service::Sort) -> String {
+    fn sort_name(&self, s: &search::Sort) -> String {
         self.ctx.t(&format!("search.sort.{}", s.as_str()))
     }
     fn cat_name(&self, c: &Category) -> String {
@@ -958,12 +959,12 @@ async fn search_page(
 ) -> Result<HttpResponse, AppError> {
     let query: String = q.q.clone().unwrap_or_default().chars().take(60).collect();
     let category = q.category.as_deref().and_then(|c| c.parse::<i64>().ok());
-    let sort = service::Sort::parse(q.sort.as_deref().unwrap_or(""));
+    let sort = search::Sort::parse(q.sort.as_deref().unwrap_or(""));
     let page = PageQuery { page: q.page };
     let (qq, now) = (query.clone(), state.clock.now());
-    let (list, categories) = web::db(&state, move |c, _| {
+    let (list, categories) = web::db(&state, move |c, st| {
         Ok((
-            service::search(c, &qq, category, sort, page, now)?,
+            search::search(c, &st.search_stats, &qq, category, sort, page, now)?,
             crate::shops::service::top_categories(c)?,
         ))
     })
@@ -975,6 +976,6 @@ async fn search_page(
         sort,
         categories,
         list,
-        sorts: service::Sort::ALL,
+        sorts: search::Sort::ALL,
     })
 }

@@ -727,6 +727,7 @@ pub fn shop_products(
     category: Option<i64>,
     page: PageQuery,
     per_page: i64,
+    known_total: Option<i64>,
 ) -> Result<Paginated<ProductCard>, AppError> {
     let pattern = like_pattern(&q.trim().to_lowercase());
     let has_q = !q.trim().is_empty();
@@ -746,7 +747,10 @@ pub fn shop_products(
             }
             b
         };
-        let total: i64 = filtered().count().get_result(c)?;
+        let total: i64 = match known_total {
+            Some(t) => t,
+            None => filtered().count().get_result(c)?,
+        };
         let items = filtered()
             .order((products::listed_at.desc(), products::id.desc()))
             .limit(per_page)
@@ -960,151 +964,6 @@ pub fn moderate(
 // ---------- platform search ----------
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sort {
-    /// Best sellers first, then newest (the platforms' "综合").
-    Overall,
-    Newest,
-    PriceAsc,
-    PriceDesc,
-    Sales,
-}
-
-impl Sort {
-    pub const ALL: [Sort; 5] = [
-        Sort::Overall,
-        Sort::Newest,
-        Sort::PriceAsc,
-        Sort::PriceDesc,
-        Sort::Sales,
-    ];
-    pub fn parse(s: &str) -> Sort {
-        Self::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .unwrap_or(Sort::Overall)
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sort::Overall => "overall",
-            Sort::Newest => "newest",
-            Sort::PriceAsc => "price_asc",
-            Sort::PriceDesc => "price_desc",
-            Sort::Sales => "sales",
-        }
-    }
-}
-
-/// Search counts (and pages through) at most this many matches.
-pub const SEARCH_CAP: i64 = 1000;
-
-/// A search hit with its shop.
-pub struct SearchHit {
-    pub product: ProductCard,
-    pub shop_name: String,
-    pub shop_slug: String,
-}
-
-/// Searches listed products of shops in good standing (restricted, suspended and cleared shops
-/// are hidden from search): case-insensitive substring over title and subtitle, which works
-/// for Chinese text without a tokenizer; optional category (with its children); sorted.
-pub fn search(
-    conn: &mut DbConn,
-    q: &str,
-    category: Option<i64>,
-    sort: Sort,
-    page: PageQuery,
-    now: NaiveDateTime,
-) -> Result<Paginated<SearchHit>, AppError> {
-    let q = q.trim().to_lowercase();
-    let pattern = like_pattern(&q);
-    // Narrow with the n-gram index first; the LIKE below confirms the exact substring.
-    let grams = if q.is_empty() {
-        None
-    } else {
-        super::search::query_grams(&q)
-    };
-    let cats: Option<Vec<i64>> = match category {
-        Some(id) => {
-            let mut ids: Vec<i64> = categories::table
-                .filter(categories::parent_id.eq(id))
-                .select(categories::id)
-                .load(conn)?;
-            ids.push(id);
-            Some(ids)
-        }
-        None => None,
-    };
-    let filtered = || {
-        let mut b = products::table
-            .inner_join(shops::table)
-            .filter(products::status.eq("listed"))
-            .filter(
-                shops::status.eq("active").or(shops::status
-                    .eq("restricted")
-                    .and(shops::restricted_until.le(now))),
-            )
-            .into_boxed();
-        if let Some(g) = &grams {
-            use crate::db::schema::search_grams;
-            let matching = search_grams::table
-                .filter(search_grams::gram.eq_any(g.clone()))
-                .group_by(search_grams::product_id)
-                .having(diesel::dsl::count(search_grams::gram).eq(g.len() as i64))
-                .select(search_grams::product_id);
-            b = b.filter(products::id.eq_any(matching));
-        }
-        if !q.is_empty() {
-            b = b.filter(
-                lower(products::title)
-                    .like(pattern.clone())
-                    .escape('\\')
-                    .or(lower(products::subtitle).like(pattern.clone()).escape('\\')),
-            );
-        }
-        if let Some(ids) = &cats {
-            b = b.filter(products::category_id.eq_any(ids.clone()));
-        }
-        b
-    };
-    // Counting every match of a broad query costs more than the page itself: count up to
-    // the cap and show "1000+" beyond it.
-    let counted = filtered()
-        .select(products::id)
-        .limit(SEARCH_CAP + 1)
-        .load::<i64>(conn)?
-        .len() as i64;
-    let total = counted.min(SEARCH_CAP);
-    let ordered = match sort {
-        Sort::Overall | Sort::Sales => filtered().order((
-            products::sales_count.desc(),
-            products::listed_at.desc(),
-            products::id.desc(),
-        )),
-        Sort::Newest => filtered().order((products::listed_at.desc(), products::id.desc())),
-        Sort::PriceAsc => filtered().order((products::price_min.asc(), products::id.desc())),
-        Sort::PriceDesc => filtered().order((products::price_max.desc(), products::id.desc())),
-    };
-    let rows: Vec<(ProductCard, String, String)> = ordered
-        .limit(PER_PAGE)
-        .offset(page.offset(PER_PAGE))
-        .select((ProductCard::as_select(), shops::name, shops::slug))
-        .load(conn)?;
-    Ok(Paginated {
-        items: rows
-            .into_iter()
-            .map(|(product, shop_name, shop_slug)| SearchHit {
-                product,
-                shop_name,
-                shop_slug,
-            })
-            .collect(),
-        page: page.number(),
-        per_page: PER_PAGE,
-        total,
-    })
-}
 
 // ---------- images ----------
 

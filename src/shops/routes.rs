@@ -588,6 +588,7 @@ async fn profile(
                     None,
                     PageQuery { page: None },
                     12,
+                    Some(0), // the profile shows the first products, without a pager
                 )?
                 .items
             }
@@ -714,8 +715,11 @@ async fn storefront(
             };
             return Ok((s, none, Vec::new()));
         }
-        let products =
-            crate::catalog::service::shop_products(c, s.shop.id, &qq, category, page, STORE_PAGE)?;
+        // Unfiltered, the shop header already counted the listed products.
+        let known = (qq.trim().is_empty() && category.is_none()).then_some(s.listed);
+        let products = crate::catalog::service::shop_products(
+            c, s.shop.id, &qq, category, page, STORE_PAGE, known,
+        )?;
         let categories = crate::catalog::service::shop_categories(c, s.shop.id)?;
         Ok((s, products, categories))
     })

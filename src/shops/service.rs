@@ -9,8 +9,8 @@ use diesel::prelude::*;
 use super::model::{Category, EntityType, QualificationKind, Shop, ShopRole};
 use crate::accounts::{service as accounts, Role, SessionUser, User};
 use crate::db::schema::{
-    categories, follows, shop_authorizations as sa, shop_qualifications as sq, shop_staff, shops,
-    users,
+    categories, follows, products, shop_authorizations as sa, shop_qualifications as sq,
+    shop_staff, shops, users,
 };
 use crate::db::{is_unique_violation, write_tx, DbConn};
 use crate::error::{AppError, FieldErrors};
@@ -755,21 +755,43 @@ pub struct Storefront {
     pub official_handle: String,
     pub followers: i64,
     pub category: Category,
+    /// Listed products (the storefront's total when it is not filtered).
+    pub listed: i64,
 }
 
 pub fn storefront(conn: &mut DbConn, slug: &str) -> Result<Storefront, AppError> {
     let slug = slug.to_ascii_lowercase();
-    let (shop, official_handle, category): (Shop, String, Category) =
-        crate::per_backend!(conn, |c| shops::table
-            .inner_join(users::table)
-            .inner_join(categories::table)
-            .filter(shops::slug.eq(&slug))
-            .select((Shop::as_select(), users::handle, Category::as_select()))
-            .first(c)
-            .optional())?
-        .ok_or(AppError::NotFound)?;
+    // One round trip: the follower and listed-product counts are sub-selects.
+    let (shop, official_handle, category, followers, listed): (
+        Shop,
+        String,
+        Category,
+        Option<i64>,
+        Option<i64>,
+    ) = crate::per_backend!(conn, |c| shops::table
+        .inner_join(users::table)
+        .inner_join(categories::table)
+        .filter(shops::slug.eq(&slug))
+        .select((
+            Shop::as_select(),
+            users::handle,
+            Category::as_select(),
+            follows::table
+                .filter(follows::followee_id.eq(shops::official_user_id))
+                .count()
+                .single_value(),
+            products::table
+                .filter(products::shop_id.eq(shops::id))
+                .filter(products::status.eq("listed"))
+                .count()
+                .single_value(),
+        ))
+        .first(c)
+        .optional())?
+    .ok_or(AppError::NotFound)?;
     Ok(Storefront {
-        followers: follower_count(conn, shop.official_user_id)?,
+        followers: followers.unwrap_or(0),
+        listed: listed.unwrap_or(0),
         official_handle,
         category,
         shop,

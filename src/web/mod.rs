@@ -225,6 +225,7 @@ pub struct AppState {
     /// Server secret (CSRF tokens).
     pub secret: Vec<u8>,
     pub clock: crate::clock::Clock,
+    pub search_stats: crate::catalog::search::SearchStats,
 }
 
 impl AppState {

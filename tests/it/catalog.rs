@@ -804,6 +804,120 @@ async fn platform_search_finds_chinese_substrings_filters_sorts_and_hides_what_i
         .assert_status(200);
 }
 
+/// Search runs one of two plans (read the rarest gram's postings whole and sort, or walk the
+/// listed products in the requested order until the page is full); whichever runs, the
+/// buyer must get the same hits in the same order and the same total.
+#[test]
+fn both_search_plans_give_the_same_answer() {
+    use haodian::catalog::search::{search, SearchStats, Sort};
+    use haodian::pagination::PageQuery;
+    let app = spawn_app();
+    let mut conn = app.conn();
+    haodian::seed::scale(&mut conn, 4, &mut |_| {}).unwrap();
+    // Something to hide: a delisted product and a restricted shop.
+    let first: i64 = products::table
+        .select(products::id)
+        .order(products::id)
+        .first(&mut *conn)
+        .unwrap();
+    diesel::update(products::table.find(first + 3))
+        .set(products::status.eq("delisted"))
+        .execute(&mut *conn)
+        .unwrap();
+    let until = chrono::Utc::now().naive_utc() + chrono::Duration::days(3);
+    let restricted: i64 = products::table
+        .find(first + 120)
+        .select(products::shop_id)
+        .first(&mut *conn)
+        .unwrap();
+    diesel::update(shops::table.find(restricted))
+        .set((
+            shops::status.eq("restricted"),
+            shops::restricted_until.eq(Some(until)),
+        ))
+        .execute(&mut *conn)
+        .unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    let walk = SearchStats::forcing(true);
+    let postings = SearchStats::forcing(false);
+    let default = SearchStats::default();
+    let apparel = category_id(&app, "apparel").parse::<i64>().ok();
+    let mut compared = 0;
+    for q in [
+        "T恤",
+        "纯棉",
+        "纯棉T恤",
+        "款 1",
+        "12",
+        "oversize",
+        "不存在的词",
+    ] {
+        for sort in Sort::ALL {
+            for category in [None, apparel] {
+                for page in [1, 2, 6] {
+                    let run = |stats: &SearchStats, conn: &mut haodian::db::DbConn| {
+                        let r = search(
+                            conn,
+                            stats,
+                            q,
+                            category,
+                            sort,
+                            PageQuery { page: Some(page) },
+                            now,
+                        )
+                        .unwrap();
+                        let ids: Vec<i64> = r.items.iter().map(|h| h.product.id).collect();
+                        (ids, r.total)
+                    };
+                    let a = run(&walk, &mut conn);
+                    let b = run(&postings, &mut conn);
+                    let c = run(&default, &mut conn);
+                    let what = format!("q={q} sort={sort:?} category={category:?} page={page}");
+                    assert_eq!(a, b, "{what}");
+                    assert_eq!(a, c, "{what}");
+                    assert!(!a.0.contains(&(first + 3)), "delisted: {what}");
+                    if page == 1 && !a.0.is_empty() {
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(compared >= 40, "the queries matched something ({compared})");
+    // The restricted shop's products are in neither plan.
+    let r = search(
+        &mut conn,
+        &walk,
+        "",
+        None,
+        Sort::Newest,
+        PageQuery { page: Some(1) },
+        now,
+    )
+    .unwrap();
+    assert!(r.total > 100);
+    let hidden: Vec<i64> = products::table
+        .filter(products::shop_id.eq(restricted))
+        .select(products::id)
+        .load(&mut *conn)
+        .unwrap();
+    for stats in [&walk, &postings] {
+        for p in 1..=12 {
+            let r = search(
+                &mut conn,
+                stats,
+                "款",
+                None,
+                Sort::Newest,
+                PageQuery { page: Some(p) },
+                now,
+            )
+            .unwrap();
+            assert!(r.items.iter().all(|h| !hidden.contains(&h.product.id)));
+        }
+    }
+}
+
 fn png(w: u32, h: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 120])

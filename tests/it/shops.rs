@@ -602,6 +602,17 @@ async fn follow_and_unfollow_update_counts() {
         .await
         .body
         .contains("<strong id=\"followers\">0</strong>"));
+    // A shop's storefront counts its official account's followers.
+    let owner = app.logged_in("tea_owner", Role::Buyer).await;
+    open_apparel_shop(&app, &owner, "茶铺", "tea-owner")
+        .await
+        .assert_status(303);
+    let followers = |body: &str| body.contains("<span id=\"shop-followers\">1</span>");
+    assert!(!followers(&fan.get("/shops/tea-owner").await.body));
+    fan.post("/@tea_owner/follow", &[("csrf_token", &token)])
+        .await
+        .assert_status(303);
+    assert!(followers(&fan.get("/shops/tea-owner").await.body));
     fan.post("/@fan_one/follow", &[("csrf_token", &token)])
         .await
         .assert_status(409);

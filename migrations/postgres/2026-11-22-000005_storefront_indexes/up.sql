@@ -5,3 +5,6 @@ CREATE INDEX products_shop_status_listed ON products (shop_id, status, listed_at
 -- A product page shows its SKUs in position order.
 DROP INDEX skus_product;
 CREATE INDEX skus_product_position ON skus (product_id, position);
+-- Platform search sorted by price walks listed products in price order.
+CREATE INDEX products_listed_price_min ON products (status, price_min);
+CREATE INDEX products_listed_price_max ON products (status, price_max);
