@@ -572,6 +572,12 @@ pub fn scale(
         })?;
         progress(last);
     }
+    // A bulk load leaves PostgreSQL's planner statistics far behind (autovacuum catches up
+    // later); refresh them so the first queries are planned on real numbers. (SQLite keeps no
+    // statistics unless asked, and haodian's queries are planned without them.)
+    if let DbConn::Postgres(c) = conn {
+        diesel::connection::SimpleConnection::batch_execute(c, "ANALYZE")?;
+    }
     Ok(vec![format!(
         "scale data: {shops} shops, {} listed products, {} SKUs",
         shops * PRODUCTS,

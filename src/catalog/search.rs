@@ -157,6 +157,8 @@ pub struct SearchHit {
 }
 
 type Row = (ProductCard, String, String);
+/// When it was found, the page's ids in order, the total.
+type CachedPage = (Instant, Vec<i64>, i64);
 /// id, sales, lowest and highest price, listed at: what the sorts order by.
 type SortKey = (i64, i64, Option<i64>, Option<i64>, Option<NaiveDateTime>);
 
@@ -166,8 +168,15 @@ type SortKey = (i64, i64, Option<i64>, Option<i64>, Option<NaiveDateTime>);
 #[derive(Default)]
 pub struct SearchStats {
     map: Mutex<HashMap<String, (Instant, i64)>>,
+    /// The ids of a result page and the total, kept [`PAGE_TTL`].
+    pages: Mutex<HashMap<String, CachedPage>>,
     force_walk: Option<bool>,
 }
+
+/// How long a result page's ids are reused. Only which products and in what order can be this
+/// old (a new listing shows up in search within it); the cards are read live each time, so a
+/// delisted product or a product of a shop put under restriction leaves search at once.
+pub const PAGE_TTL: Duration = Duration::from_secs(15);
 
 impl SearchStats {
     const TTL: Duration = Duration::from_secs(60);
@@ -205,6 +214,25 @@ impl SearchStats {
         map.insert(key, (Instant::now(), v));
     }
 
+    fn page(&self, key: &str) -> Option<(Vec<i64>, i64)> {
+        let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        pages
+            .get(key)
+            .filter(|(at, _, _)| at.elapsed() < PAGE_TTL)
+            .map(|(_, ids, total)| (ids.clone(), *total))
+    }
+
+    fn put_page(&self, key: String, ids: Vec<i64>, total: i64) {
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        if pages.len() >= Self::MAX_KEYS {
+            pages.retain(|_, (at, _, _)| at.elapsed() < PAGE_TTL);
+            if pages.len() >= Self::MAX_KEYS {
+                pages.clear();
+            }
+        }
+        pages.insert(key, (Instant::now(), ids, total));
+    }
+
     /// The fresh value under `key`, or `compute`'s (then kept).
     pub fn get(
         &self,
@@ -221,7 +249,7 @@ impl SearchStats {
 }
 
 /// What the public may see: listed products of shops in good standing (restricted, suspended
-/// and cleared shops are hidden from search).
+/// and cleared shops are hidden from search). `search` repeats this test on the cards it shows.
 macro_rules! visible {
     ($now:expr) => {
         products::status.eq("listed").and(
@@ -257,7 +285,6 @@ pub fn search(
     now: NaiveDateTime,
 ) -> Result<Paginated<SearchHit>, AppError> {
     let q = q.trim().to_lowercase();
-    let pattern = like_pattern(&q);
     let page_no = page.number().min(SEARCH_CAP / PER_PAGE);
     let offset = (page_no - 1) * PER_PAGE;
     let cats: Option<Vec<i64>> = match category {
@@ -272,13 +299,87 @@ pub fn search(
         None => None,
     };
     let cats_key = cats.as_ref().map(|c| format!("{c:?}")).unwrap_or_default();
+    let page_key = format!("{} {cats_key} {page_no} {q}", sort.as_str());
+    let (ids, total) = match stats.page(&page_key) {
+        Some(found) => found,
+        None => {
+            let found = find_page(conn, stats, &q, &cats, &cats_key, sort, offset, now)?;
+            stats.put_page(page_key, found.0.clone(), found.1);
+            found
+        }
+    };
+    // The cards, read live: visibility is checked now, whatever the page's age. (Checked here
+    // rather than in SQL: with a status filter SQLite's planner, which has no statistics,
+    // prefers scanning a status index over looking the ids up.)
+    type Checked = (
+        ProductCard,
+        String,
+        String,
+        String,
+        String,
+        Option<NaiveDateTime>,
+    );
+    let found: Vec<Checked> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        per_backend!(conn, |c| products::table
+            .inner_join(shops::table)
+            .filter(products::id.eq_any(&ids))
+            .select((
+                ProductCard::as_select(),
+                shops::name,
+                shops::slug,
+                products::status,
+                shops::status,
+                shops::restricted_until,
+            ))
+            .load(c))?
+    };
+    let mut rows: Vec<Row> = found
+        .into_iter()
+        .filter(|(.., product, shop, until)| {
+            product == "listed"
+                && (shop == "active" || (shop == "restricted" && until.is_some_and(|u| u <= now)))
+        })
+        .map(|(card, name, slug, ..)| (card, name, slug))
+        .collect();
+    rows.sort_by_key(|r| ids.iter().position(|id| *id == r.0.id));
+    Ok(Paginated {
+        items: rows
+            .into_iter()
+            .map(|(product, shop_name, shop_slug)| SearchHit {
+                product,
+                shop_name,
+                shop_slug,
+            })
+            .collect(),
+        page: page_no,
+        per_page: PER_PAGE,
+        total: total.min(SEARCH_CAP),
+    })
+}
+
+/// The ids of one result page, in order, and the total number of matches (see
+/// [`POSTING_LIMIT`] for the two plans).
+#[allow(clippy::too_many_arguments)]
+fn find_page(
+    conn: &mut DbConn,
+    stats: &SearchStats,
+    q: &str,
+    cats: &Option<Vec<i64>>,
+    cats_key: &str,
+    sort: Sort,
+    offset: i64,
+    now: NaiveDateTime,
+) -> Result<(Vec<i64>, i64), AppError> {
+    let pattern = like_pattern(q);
     // How many products matched this query a moment ago (up to the cap): counted by whichever
     // plan ran, it tells the next run which plan suits (the popular queries repeat).
     let matched_key = format!("n {cats_key} {q}");
 
     // The plan: how many postings each gram has, and how many matches to expect.
     let mut dfs: Vec<(String, i64)> = Vec::new();
-    for g in query_grams(&q).unwrap_or_default() {
+    for g in query_grams(q).unwrap_or_default() {
         let df = stats.get(format!("df {g}"), || {
             Ok(per_backend!(conn, |c| sg::table
                 .filter(sg::gram.eq(&g))
@@ -339,7 +440,7 @@ pub fn search(
                 if !q.is_empty() {
                     b = b.filter(matches_text!(pattern));
                 }
-                if let Some(ids) = &cats {
+                if let Some(ids) = cats {
                     b = b.filter(products::category_id.eq_any(ids.clone()));
                 }
                 b
@@ -358,10 +459,10 @@ pub fn search(
                     filtered().order((products::price_max.desc(), products::id.desc()))
                 }
             };
-            let rows: Vec<Row> = ordered
+            let rows: Vec<i64> = ordered
                 .limit(PER_PAGE)
                 .offset(offset)
-                .select((ProductCard::as_select(), shops::name, shops::slug))
+                .select(products::id)
                 .load(c)?;
             // A short page tells the total; a full one needs a count (up to the cap), which
             // for a broad query reads thousands of rows: kept for a minute.
@@ -384,8 +485,7 @@ pub fn search(
         })?;
         (rows, counted)
     } else {
-        // Every match is among the rarest gram's postings: read their sort keys, sort here,
-        // then read the page's cards.
+        // Every match is among the rarest gram's postings: read their sort keys, sort here.
         let gram = dfs.first().map(|(g, _)| g.clone()).unwrap_or_default();
         let mut keys: Vec<SortKey> = per_backend!(conn, |c| {
             let mut b = sg::table
@@ -394,7 +494,7 @@ pub fn search(
                 .filter(visible!(now))
                 .filter(matches_text!(pattern))
                 .into_boxed();
-            if let Some(ids) = &cats {
+            if let Some(ids) = cats {
                 b = b.filter(products::category_id.eq_any(ids.clone()));
             }
             b.select((
@@ -415,32 +515,9 @@ pub fn search(
             .take(PER_PAGE as usize)
             .map(|k| k.0)
             .collect();
-        let mut rows: Vec<Row> = if ids.is_empty() {
-            Vec::new()
-        } else {
-            per_backend!(conn, |c| products::table
-                .inner_join(shops::table)
-                .filter(products::id.eq_any(&ids))
-                .filter(visible!(now))
-                .select((ProductCard::as_select(), shops::name, shops::slug))
-                .load(c))?
-        };
-        rows.sort_by_key(|r| ids.iter().position(|id| *id == r.0.id));
-        (rows, total)
+        (ids, total)
     };
-    Ok(Paginated {
-        items: items
-            .into_iter()
-            .map(|(product, shop_name, shop_slug)| SearchHit {
-                product,
-                shop_name,
-                shop_slug,
-            })
-            .collect(),
-        page: page_no,
-        per_page: PER_PAGE,
-        total: total.min(SEARCH_CAP),
-    })
+    Ok((items, total))
 }
 
 #[cfg(test)]

@@ -901,6 +901,31 @@ fn both_search_plans_give_the_same_answer() {
         .select(products::id)
         .load(&mut *conn)
         .unwrap();
+    // Result pages are reused for a few seconds, but a product delisted meanwhile is gone from
+    // the very next search.
+    let page1 = |conn: &mut haodian::db::DbConn| {
+        search(
+            conn,
+            &default,
+            "T恤",
+            None,
+            Sort::Overall,
+            PageQuery { page: Some(1) },
+            now,
+        )
+        .unwrap()
+        .items
+        .iter()
+        .map(|h| h.product.id)
+        .collect::<Vec<i64>>()
+    };
+    let before = page1(&mut conn);
+    diesel::update(products::table.find(before[0]))
+        .set(products::status.eq("delisted"))
+        .execute(&mut *conn)
+        .unwrap();
+    let after = page1(&mut conn);
+    assert!(!after.contains(&before[0]) && after.contains(&before[1]));
     for stats in [&walk, &postings] {
         for p in 1..=12 {
             let r = search(

@@ -2,6 +2,8 @@
 -- page is read in order from it instead of walking every listed product of the platform.
 DROP INDEX products_shop_status;
 CREATE INDEX products_shop_status_listed ON products (shop_id, status, listed_at);
+-- Its category filter lists the categories the shop sells in, from this index alone.
+CREATE INDEX products_shop_categories ON products (shop_id, status, category_id);
 -- A product page shows its SKUs in position order.
 DROP INDEX skus_product;
 CREATE INDEX skus_product_position ON skus (product_id, position);
