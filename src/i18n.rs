@@ -103,11 +103,12 @@ pub fn parse_catalog(src: &'static str) -> HashMap<&'static str, &'static str> {
         .collect()
 }
 
-/// The translation of `key`; a missing key shows as the key itself (and the test suite fails).
-pub fn t(locale: Locale, key: &str) -> String {
+/// The translation of `key`, borrowed (a page looks up dozens); a missing key shows as the key
+/// itself (and the test suite fails).
+pub fn t(locale: Locale, key: &str) -> Cow<'_, str> {
     match locale.catalog().get(key) {
-        Some(v) => v.to_string(),
-        None => key.to_string(),
+        Some(v) => Cow::Borrowed(v.as_ref()),
+        None => Cow::Borrowed(key),
     }
 }
 
@@ -118,7 +119,7 @@ pub fn has_key(key: &str) -> bool {
 
 /// The translation with `{name}` placeholders filled.
 pub fn tf(locale: Locale, key: &str, args: &[(&str, &str)]) -> String {
-    let mut s = t(locale, key);
+    let mut s = t(locale, key).into_owned();
     for (name, value) in args {
         s = s.replace(&format!("{{{name}}}"), value);
     }

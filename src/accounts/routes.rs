@@ -57,9 +57,9 @@ fn message(
     link: Option<(&str, &str)>,
 ) -> Result<HttpResponse, AppError> {
     let page = MessagePage {
-        title: ctx.t(title_key),
-        body: ctx.t(body_key),
-        link: link.map(|(href, key)| (href.to_string(), ctx.t(key))),
+        title: ctx.t(title_key).into_owned(),
+        body: ctx.t(body_key).into_owned(),
+        link: link.map(|(href, key)| (href.to_string(), ctx.t(key).into_owned())),
         ctx,
     };
     web::render(&page)
@@ -783,7 +783,7 @@ impl AdminUsersPage {
         format!("/admin/users?q={q}&page={n}")
     }
     fn role_name(&self, r: &Role) -> String {
-        self.ctx.t(&format!("role.{}", r.as_str()))
+        self.ctx.t(&format!("role.{}", r.as_str())).into_owned()
     }
 }
 

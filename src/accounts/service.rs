@@ -177,7 +177,7 @@ fn send_verification(conn: &mut DbConn, user: &User, base_url: &str) -> Result<(
         &Outgoing {
             to: &user.email,
             kind: "verify_email",
-            subject: i18n::t(l, "mail.verify.subject"),
+            subject: i18n::t(l, "mail.verify.subject").into_owned(),
             body: i18n::tf(
                 l,
                 "mail.verify.body",
@@ -552,7 +552,7 @@ pub fn request_reset(
             &Outgoing {
                 to: &user.email,
                 kind: "password_reset",
-                subject: i18n::t(l, "mail.reset.subject"),
+                subject: i18n::t(l, "mail.reset.subject").into_owned(),
                 body: i18n::tf(
                     l,
                     "mail.reset.body",
@@ -586,7 +586,7 @@ fn notify_password_changed(c: &mut DbConn, user: &User) -> Result<(), AppError> 
         &Outgoing {
             to: &user.email,
             kind: "password_changed",
-            subject: i18n::t(l, "mail.password_changed.subject"),
+            subject: i18n::t(l, "mail.password_changed.subject").into_owned(),
             body: i18n::tf(
                 l,
                 "mail.password_changed.body",
@@ -691,7 +691,7 @@ pub fn request_email_change(
             &Outgoing {
                 to: e.as_str(),
                 kind: "email_change",
-                subject: i18n::t(l, "mail.email_change.subject"),
+                subject: i18n::t(l, "mail.email_change.subject").into_owned(),
                 body: i18n::tf(
                     l,
                     "mail.email_change.body",
@@ -729,7 +729,7 @@ pub fn confirm_email_change(conn: &mut DbConn, token: &str) -> Result<(), AppErr
             &Outgoing {
                 to: &user.email,
                 kind: "email_changed",
-                subject: i18n::t(l, "mail.email_changed.subject"),
+                subject: i18n::t(l, "mail.email_changed.subject").into_owned(),
                 body: i18n::tf(
                     l,
                     "mail.email_changed.body",

@@ -57,18 +57,18 @@ pub const STATUSES: [&str; 6] = [
 pub trait CatalogText {
     fn ctx(&self) -> &PageCtx;
     fn status_name(&self, s: &str) -> String {
-        self.ctx().t(&format!("product.status.{s}"))
+        self.ctx().t(&format!("product.status.{s}")).into_owned()
     }
     fn hit_text(&self, h: &Hit) -> String {
         let what = self.ctx().t(&h.message);
         if h.matched.is_empty() {
-            what
+            what.into_owned()
         } else {
             format!("{what}「{}」", h.matched)
         }
     }
     fn field_name(&self, f: &str) -> String {
-        self.ctx().t(&format!("product.field.{f}"))
+        self.ctx().t(&format!("product.field.{f}")).into_owned()
     }
 }
 
@@ -933,7 +933,9 @@ impl SearchPage {
         self.link(&self.sort, n)
     }
     fn sort_name(&self, s: &search::Sort) -> String {
-        self.ctx.t(&format!("search.sort.{}", s.as_str()))
+        self.ctx
+            .t(&format!("search.sort.{}", s.as_str()))
+            .into_owned()
     }
     fn cat_name(&self, c: &Category) -> String {
         c.name(self.ctx.locale).to_string()
@@ -965,7 +967,8 @@ async fn search_page(
     let (list, categories) = web::db(&state, move |c, st| {
         Ok((
             search::search(c, &st.search_stats, &qq, category, sort, page, now)?,
-            crate::shops::service::top_categories(c)?,
+            st.search_stats
+                .top_categories(|| crate::shops::service::top_categories(c))?,
         ))
     })
     .await?;

@@ -18,6 +18,7 @@ use crate::db::{like_pattern, DbConn};
 use crate::error::AppError;
 use crate::pagination::{PageQuery, Paginated};
 use crate::per_backend;
+use crate::shops::model::Category;
 
 pub fn is_cjk(c: char) -> bool {
     matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
@@ -170,6 +171,8 @@ pub struct SearchStats {
     map: Mutex<HashMap<String, (Instant, i64)>>,
     /// The ids of a result page and the total, kept [`PAGE_TTL`].
     pages: Mutex<HashMap<String, CachedPage>>,
+    /// The top categories of the search form's filter, kept [`PAGE_TTL`].
+    top_categories: Mutex<Option<(Instant, Vec<Category>)>>,
     force_walk: Option<bool>,
 }
 
@@ -231,6 +234,26 @@ impl SearchStats {
             }
         }
         pages.insert(key, (Instant::now(), ids, total));
+    }
+
+    /// The search form's top categories (an admin's edit shows within [`PAGE_TTL`]).
+    pub fn top_categories(
+        &self,
+        load: impl FnOnce() -> Result<Vec<Category>, AppError>,
+    ) -> Result<Vec<Category>, AppError> {
+        let lock = || {
+            self.top_categories
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        if let Some((at, cats)) = lock().as_ref() {
+            if at.elapsed() < PAGE_TTL {
+                return Ok(cats.clone());
+            }
+        }
+        let cats = load()?;
+        *lock() = Some((Instant::now(), cats.clone()));
+        Ok(cats)
     }
 
     /// The fresh value under `key`, or `compute`'s (then kept).

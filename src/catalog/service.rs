@@ -935,7 +935,8 @@ pub fn moderate(
             .as_deref()
             .and_then(Locale::parse)
             .unwrap_or_default();
-        let decision_text = i18n::t(l, &format!("product.decision.{}", decision.key()));
+        let decision_text =
+            i18n::t(l, &format!("product.decision.{}", decision.key())).into_owned();
         mail::enqueue(
             c,
             &Outgoing {

@@ -51,10 +51,10 @@ fn rules(state: &State) -> AuthorizationRules {
 pub trait ShopText {
     fn ctx(&self) -> &PageCtx;
     fn status_name(&self, status: &str) -> String {
-        self.ctx().t(&format!("shop.status.{status}"))
+        self.ctx().t(&format!("shop.status.{status}")).into_owned()
     }
     fn entity_name(&self, e: &str) -> String {
-        self.ctx().t(&format!("shop.entity.{e}"))
+        self.ctx().t(&format!("shop.entity.{e}")).into_owned()
     }
     fn date(&self, t: &chrono::NaiveDateTime) -> String {
         t.format("%Y-%m-%d").to_string()
@@ -112,10 +112,14 @@ impl OpenPage {
         self.ctx.field_error(&self.errors, field)
     }
     fn kind_name(&self, k: &QualificationKind) -> String {
-        self.ctx.t(&format!("shop.qual.{}", k.as_str()))
+        self.ctx
+            .t(&format!("shop.qual.{}", k.as_str()))
+            .into_owned()
     }
     fn entity_name(&self, e: &EntityType) -> String {
-        self.ctx.t(&format!("shop.entity.{}", e.as_str()))
+        self.ctx
+            .t(&format!("shop.entity.{}", e.as_str()))
+            .into_owned()
     }
     fn category_label(&self, c: &Category) -> String {
         let quals: Vec<String> = c.required().iter().map(|k| self.kind_name(k)).collect();
@@ -332,7 +336,7 @@ impl StaffPage {
         self.ctx.field_error(&self.errors, field)
     }
     fn role_name(&self, r: &str) -> String {
-        self.ctx.t(&format!("shop.role.{r}"))
+        self.ctx.t(&format!("shop.role.{r}")).into_owned()
     }
 }
 
@@ -670,7 +674,9 @@ impl StorefrontPage {
         self.category == Some(c.id)
     }
     fn notice(&self) -> String {
-        self.ctx.t(&format!("shop.notice.{}", self.status.as_str()))
+        self.ctx
+            .t(&format!("shop.notice.{}", self.status.as_str()))
+            .into_owned()
     }
     fn category_name(&self) -> &str {
         self.s.category.name(self.ctx.locale)
@@ -841,7 +847,9 @@ struct CategoriesPage {
 
 impl CategoriesPage {
     fn kind_name(&self, k: &QualificationKind) -> String {
-        self.ctx.t(&format!("shop.qual.{}", k.as_str()))
+        self.ctx
+            .t(&format!("shop.qual.{}", k.as_str()))
+            .into_owned()
     }
     fn deposit(&self, c: &Category) -> String {
         crate::catalog::model::yuan(c.deposit_fen)

@@ -40,7 +40,9 @@ struct DashboardPage {
 impl DashboardPage {
     /// `dashboard.<area>.<what>` in the page's language.
     fn text(&self, what: &str) -> String {
-        self.ctx.t(&format!("dashboard.{}.{what}", self.area))
+        self.ctx
+            .t(&format!("dashboard.{}.{what}", self.area))
+            .into_owned()
     }
 }
 

@@ -151,8 +151,8 @@ pub async fn middleware(
         .map(str::to_string)
         .unwrap_or_else(|| format!("error.{generic}.body"));
     let page = ErrorPage {
-        title: ctx.t(&format!("error.{generic}.title")),
-        message: ctx.t(&message_key),
+        title: ctx.t(&format!("error.{generic}.title")).into_owned(),
+        message: ctx.t(&message_key).into_owned(),
         retry_after: retry_after.map(|s| ctx.tf("error.retry_after", "seconds", &s)),
         status: code,
         ctx: &ctx,

@@ -65,7 +65,7 @@ pub struct PageCtx {
 }
 
 impl PageCtx {
-    pub fn t(&self, key: &str) -> String {
+    pub fn t<'a>(&self, key: &'a str) -> std::borrow::Cow<'a, str> {
         crate::i18n::t(self.locale, key)
     }
     pub fn tf(&self, key: &str, name: &str, value: &str) -> String {
@@ -89,7 +89,7 @@ impl PageCtx {
     pub fn field_error(&self, errors: &FieldErrors, field: &str) -> Option<String> {
         errors
             .first(field)
-            .map(|code| self.t(&format!("validation.{code}")))
+            .map(|code| self.t(&format!("validation.{code}")).into_owned())
     }
     /// "Page 2 / 5" for a paginated list.
     pub fn page_label<T>(&self, list: &Paginated<T>) -> String {
