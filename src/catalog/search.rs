@@ -18,7 +18,7 @@ use crate::db::{like_pattern, DbConn};
 use crate::error::AppError;
 use crate::pagination::{PageQuery, Paginated};
 use crate::per_backend;
-use crate::shops::model::Category;
+use crate::shops::model::{Category, ShopStatus};
 
 pub fn is_cjk(c: char) -> bool {
     matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
@@ -158,22 +158,85 @@ pub struct SearchHit {
 }
 
 type Row = (ProductCard, String, String);
-/// When it was found, the page's ids in order, the total.
-type CachedPage = (Instant, Vec<i64>, i64);
 /// id, sales, lowest and highest price, listed at: what the sorts order by.
 type SortKey = (i64, i64, Option<i64>, Option<i64>, Option<NaiveDateTime>);
 
+/// String-keyed values that are reused for a while, bounded in number (a flood of distinct
+/// queries empties it rather than growing it).
+struct Ttl<V> {
+    map: Mutex<HashMap<String, (Instant, V)>>,
+    ttl: Duration,
+}
+
+impl<V: Clone> Ttl<V> {
+    const MAX_KEYS: usize = 10_000;
+
+    fn new(ttl: Duration) -> Self {
+        Ttl {
+            map: Mutex::default(),
+            ttl,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, V)>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The value under `key` if it is fresh.
+    fn get(&self, key: &str) -> Option<V> {
+        self.lock()
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn put(&self, key: String, v: V) {
+        let mut map = self.lock();
+        if map.len() >= Self::MAX_KEYS {
+            map.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            if map.len() >= Self::MAX_KEYS {
+                map.clear();
+            }
+        }
+        map.insert(key, (Instant::now(), v));
+    }
+
+    /// The fresh value under `key`, or `compute`'s (then kept).
+    fn get_or(
+        &self,
+        key: String,
+        compute: impl FnOnce() -> Result<V, AppError>,
+    ) -> Result<V, AppError> {
+        if let Some(v) = self.get(&key) {
+            return Ok(v);
+        }
+        let v = compute()?;
+        self.put(key, v.clone());
+        Ok(v)
+    }
+}
+
 /// Counts that steer the search plan (postings per gram, listed products) and fill the
-/// "N results" header of long result lists, each kept for a minute. They never decide what
-/// is shown: every hit is read live, its visibility checked in the same query.
-#[derive(Default)]
+/// "N results" header of long result lists, each kept for a minute; result pages and the search
+/// form's categories, kept [`PAGE_TTL`]. Counts never decide what is shown: every hit is read
+/// live, its visibility checked.
 pub struct SearchStats {
-    map: Mutex<HashMap<String, (Instant, i64)>>,
-    /// The ids of a result page and the total, kept [`PAGE_TTL`].
-    pages: Mutex<HashMap<String, CachedPage>>,
-    /// The top categories of the search form's filter, kept [`PAGE_TTL`].
-    top_categories: Mutex<Option<(Instant, Vec<Category>)>>,
+    counts: Ttl<i64>,
+    /// The ids of a result page, in order, and the total.
+    pages: Ttl<(Vec<i64>, i64)>,
+    top_categories: Ttl<Vec<Category>>,
     force_walk: Option<bool>,
+}
+
+impl Default for SearchStats {
+    fn default() -> Self {
+        SearchStats {
+            counts: Ttl::new(Duration::from_secs(60)),
+            pages: Ttl::new(PAGE_TTL),
+            top_categories: Ttl::new(PAGE_TTL),
+            force_walk: None,
+        }
+    }
 }
 
 /// How long a result page's ids are reused. Only which products and in what order can be this
@@ -182,9 +245,6 @@ pub struct SearchStats {
 pub const PAGE_TTL: Duration = Duration::from_secs(15);
 
 impl SearchStats {
-    const TTL: Duration = Duration::from_secs(60);
-    const MAX_KEYS: usize = 10_000;
-
     /// Always one plan (true: walk in order; false: read postings) when the query has grams:
     /// tests run both and check they give the same answer.
     pub fn forcing(walk: bool) -> SearchStats {
@@ -194,80 +254,12 @@ impl SearchStats {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, i64)>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The value under `key` if it is fresh.
-    pub fn peek(&self, key: &str) -> Option<i64> {
-        self.lock()
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < Self::TTL)
-            .map(|(_, v)| *v)
-    }
-
-    pub fn put(&self, key: String, v: i64) {
-        let mut map = self.lock();
-        if map.len() >= Self::MAX_KEYS {
-            map.retain(|_, (at, _)| at.elapsed() < Self::TTL);
-            if map.len() >= Self::MAX_KEYS {
-                map.clear();
-            }
-        }
-        map.insert(key, (Instant::now(), v));
-    }
-
-    fn page(&self, key: &str) -> Option<(Vec<i64>, i64)> {
-        let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
-        pages
-            .get(key)
-            .filter(|(at, _, _)| at.elapsed() < PAGE_TTL)
-            .map(|(_, ids, total)| (ids.clone(), *total))
-    }
-
-    fn put_page(&self, key: String, ids: Vec<i64>, total: i64) {
-        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
-        if pages.len() >= Self::MAX_KEYS {
-            pages.retain(|_, (at, _, _)| at.elapsed() < PAGE_TTL);
-            if pages.len() >= Self::MAX_KEYS {
-                pages.clear();
-            }
-        }
-        pages.insert(key, (Instant::now(), ids, total));
-    }
-
     /// The search form's top categories (an admin's edit shows within [`PAGE_TTL`]).
     pub fn top_categories(
         &self,
         load: impl FnOnce() -> Result<Vec<Category>, AppError>,
     ) -> Result<Vec<Category>, AppError> {
-        let lock = || {
-            self.top_categories
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-        };
-        if let Some((at, cats)) = lock().as_ref() {
-            if at.elapsed() < PAGE_TTL {
-                return Ok(cats.clone());
-            }
-        }
-        let cats = load()?;
-        *lock() = Some((Instant::now(), cats.clone()));
-        Ok(cats)
-    }
-
-    /// The fresh value under `key`, or `compute`'s (then kept).
-    pub fn get(
-        &self,
-        key: String,
-        compute: impl FnOnce() -> Result<i64, AppError>,
-    ) -> Result<i64, AppError> {
-        if let Some(v) = self.peek(&key) {
-            return Ok(v);
-        }
-        let v = compute()?;
-        self.put(key, v);
-        Ok(v)
+        self.top_categories.get_or(String::new(), load)
     }
 }
 
@@ -323,11 +315,11 @@ pub fn search(
     };
     let cats_key = cats.as_ref().map(|c| format!("{c:?}")).unwrap_or_default();
     let page_key = format!("{} {cats_key} {page_no} {q}", sort.as_str());
-    let (ids, total) = match stats.page(&page_key) {
+    let (ids, total) = match stats.pages.get(&page_key) {
         Some(found) => found,
         None => {
             let found = find_page(conn, stats, &q, &cats, &cats_key, sort, offset, now)?;
-            stats.put_page(page_key, found.0.clone(), found.1);
+            stats.pages.put(page_key, found.clone());
             found
         }
     };
@@ -361,8 +353,7 @@ pub fn search(
     let mut rows: Vec<Row> = found
         .into_iter()
         .filter(|(.., product, shop, until)| {
-            product == "listed"
-                && (shop == "active" || (shop == "restricted" && until.is_some_and(|u| u <= now)))
+            product == "listed" && ShopStatus::at(shop, *until, now) == ShopStatus::Active
         })
         .map(|(card, name, slug, ..)| (card, name, slug))
         .collect();
@@ -403,7 +394,7 @@ fn find_page(
     // The plan: how many postings each gram has, and how many matches to expect.
     let mut dfs: Vec<(String, i64)> = Vec::new();
     for g in query_grams(q).unwrap_or_default() {
-        let df = stats.get(format!("df {g}"), || {
+        let df = stats.counts.get_or(format!("df {g}"), || {
             Ok(per_backend!(conn, |c| sg::table
                 .filter(sg::gram.eq(&g))
                 .count()
@@ -417,14 +408,14 @@ fn find_page(
         (Some(_), Some(forced)) => forced,
         (Some((_, df)), None) if *df <= POSTING_LIMIT => false,
         (Some((_, df)), None) => {
-            let listed = stats.get("listed".into(), || {
+            let listed = stats.counts.get_or("listed".into(), || {
                 Ok(per_backend!(conn, |c| products::table
                     .filter(products::status.eq("listed"))
                     .count()
                     .get_result::<i64>(c))?)
             })?;
             let n = listed.max(1) as f64;
-            let matched = match stats.peek(&matched_key) {
+            let matched = match stats.counts.get(&matched_key) {
                 Some(m) => m as f64,
                 None => {
                     // Never seen: estimate as if the grams were independent. That
@@ -433,13 +424,14 @@ fn find_page(
                     let share = match &cats {
                         None => 1.0,
                         Some(ids) => {
-                            let in_cats = stats.get(format!("cats {cats_key}"), || {
-                                Ok(per_backend!(conn, |c| products::table
-                                    .filter(products::status.eq("listed"))
-                                    .filter(products::category_id.eq_any(ids))
-                                    .count()
-                                    .get_result::<i64>(c))?)
-                            })?;
+                            let in_cats =
+                                stats.counts.get_or(format!("cats {cats_key}"), || {
+                                    Ok(per_backend!(conn, |c| products::table
+                                        .filter(products::status.eq("listed"))
+                                        .filter(products::category_id.eq_any(ids))
+                                        .count()
+                                        .get_result::<i64>(c))?)
+                                })?;
                             in_cats as f64 / n
                         }
                     };
@@ -494,7 +486,8 @@ fn find_page(
                 offset + len
             } else {
                 stats
-                    .get(matched_key.clone(), || {
+                    .counts
+                    .get_or(matched_key.clone(), || {
                         Ok(filtered()
                             .select(products::id)
                             .limit(SEARCH_CAP + 1)
@@ -531,7 +524,7 @@ fn find_page(
         })?;
         keys.sort_by(|a, b| sort.cmp(a, b));
         let total = keys.len() as i64;
-        stats.put(matched_key, total);
+        stats.counts.put(matched_key, total);
         let ids: Vec<i64> = keys
             .iter()
             .skip(offset as usize)

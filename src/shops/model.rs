@@ -24,13 +24,7 @@ pub struct Shop {
 impl Shop {
     /// The status in force at `now` (a restriction that has run out counts as active).
     pub fn status_at(&self, now: NaiveDateTime) -> ShopStatus {
-        match self.status.as_str() {
-            "restricted" if self.restricted_until.is_some_and(|u| u <= now) => ShopStatus::Active,
-            "restricted" => ShopStatus::Restricted,
-            "suspended" => ShopStatus::Suspended,
-            "cleared" => ShopStatus::Cleared,
-            _ => ShopStatus::Active,
-        }
+        ShopStatus::at(&self.status, self.restricted_until, now)
     }
 }
 
@@ -43,6 +37,17 @@ pub enum ShopStatus {
 }
 
 impl ShopStatus {
+    /// The status in force at `now` from a shop row's status column and restriction end.
+    pub fn at(status: &str, restricted_until: Option<NaiveDateTime>, now: NaiveDateTime) -> Self {
+        match status {
+            "restricted" if restricted_until.is_some_and(|u| u <= now) => ShopStatus::Active,
+            "restricted" => ShopStatus::Restricted,
+            "suspended" => ShopStatus::Suspended,
+            "cleared" => ShopStatus::Cleared,
+            _ => ShopStatus::Active,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ShopStatus::Active => "active",
