@@ -50,12 +50,46 @@ pub fn jobs() -> Vec<Job> {
             },
         },
         Job {
+            name: "orders.expire",
+            every_secs: 60,
+            run: |ctx| {
+                let now = Utc::now().naive_utc();
+                let n = crate::orders::service::cancel_expired(ctx.conn, now, 1000)?;
+                Ok(format!("cancelled={n}"))
+            },
+        },
+        Job {
+            name: "orders.auto_confirm",
+            every_secs: 3600,
+            run: |ctx| {
+                let now = Utc::now().naive_utc();
+                let s = ctx.settings;
+                let n = crate::orders::service::auto_confirm(
+                    ctx.conn,
+                    now,
+                    s.order_auto_confirm_days,
+                    s.order_auto_confirm_shipped_days,
+                    5000,
+                )?;
+                Ok(format!("confirmed={n}"))
+            },
+        },
+        Job {
             name: "housekeeping",
             every_secs: 3600,
             run: |ctx| {
                 let mut detail =
                     crate::accounts::service::housekeeping(ctx.conn, ctx.settings.session_idle)?;
-                let pruned = jobs::prune_runs(ctx.conn, &["outbox.send", "housekeeping"], 2)?;
+                let pruned = jobs::prune_runs(
+                    ctx.conn,
+                    &[
+                        "outbox.send",
+                        "orders.expire",
+                        "orders.auto_confirm",
+                        "housekeeping",
+                    ],
+                    2,
+                )?;
                 detail.push_str(&format!(" job_runs={pruned}"));
                 Ok(detail)
             },
@@ -155,6 +189,7 @@ pub async fn build(settings: Settings, opts: BuildOptions) -> Result<Running, Ap
             .configure(crate::accounts::routes::routes)
             .configure(crate::catalog::routes::routes)
             .configure(crate::shops::routes::routes)
+            .configure(crate::orders::routes::routes)
             .default_service(aw::to(|| async {
                 Err::<HttpResponse, AppError>(AppError::NotFound)
             }))

@@ -43,6 +43,12 @@ pub struct Settings {
     pub authorized_min_followers: i64,
     /// Days after which an authorization may be revoked.
     pub authorized_min_days: i64,
+    /// Minutes an order may stay unpaid before the job cancels it.
+    pub order_pay_minutes: i64,
+    /// Days after a delivery scan before an order is confirmed automatically.
+    pub order_auto_confirm_days: i64,
+    /// Days after shipping (with no delivery scan) before an order is confirmed automatically.
+    pub order_auto_confirm_shipped_days: i64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -155,7 +161,18 @@ impl Settings {
             authorized_max: parse("HAODIAN_AUTHORIZED_MAX", 10)?,
             authorized_min_followers: parse("HAODIAN_AUTHORIZED_MIN_FOLLOWERS", 1000)?,
             authorized_min_days: parse("HAODIAN_AUTHORIZED_MIN_DAYS", 180)?,
+            order_pay_minutes: parse("HAODIAN_ORDER_PAY_MINUTES", 30)?,
+            order_auto_confirm_days: parse("HAODIAN_ORDER_AUTO_CONFIRM_DAYS", 10)?,
+            order_auto_confirm_shipped_days: parse("HAODIAN_ORDER_AUTO_CONFIRM_SHIPPED_DAYS", 15)?,
         };
+        if s.order_pay_minutes < 1
+            || s.order_auto_confirm_days < 1
+            || s.order_auto_confirm_shipped_days < 1
+        {
+            return Err(AppError::Internal(
+                "HAODIAN_ORDER_* durations must be at least 1".into(),
+            ));
+        }
         if s.pool_size == 0 || s.workers == 0 {
             return Err(AppError::Internal(
                 "HAODIAN_POOL_SIZE and HAODIAN_WORKERS must be at least 1".into(),

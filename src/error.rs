@@ -70,6 +70,10 @@ pub enum AppError {
     /// The action is not valid in the current state (409). The string is an i18n key.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The action is not possible for these records (409), e.g. the SKUs that ran out during a
+    /// checkout: the handler marks them on its page.
+    #[error("conflict on {1:?}: {0}")]
+    ConflictOn(&'static str, Vec<i64>),
     #[error("payload too large")]
     PayloadTooLarge,
     /// Throttled; retry after this many seconds (429).

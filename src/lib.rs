@@ -13,6 +13,7 @@ pub mod governance;
 pub mod i18n;
 pub mod jobs;
 pub mod mail;
+pub mod orders;
 pub mod pagination;
 pub mod seed;
 pub mod shops;

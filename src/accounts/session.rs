@@ -59,6 +59,8 @@ impl SessionUser {
 #[derive(Debug, Clone, Default)]
 pub struct Viewer {
     pub user: Option<SessionUser>,
+    /// The visitor id from its cookie (an anonymous visitor's cart is kept under it).
+    pub visitor: String,
     pub ip: String,
     pub user_agent: String,
 }
@@ -295,9 +297,11 @@ pub async fn middleware(
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into()),
         request_id: web::request_id(&http),
+        tz: state.settings.tz,
     };
     let viewer = Viewer {
         user,
+        visitor: vid.clone(),
         ip: web::client_ip(&http, state.settings.trust_proxy),
         user_agent: http
             .headers()

@@ -295,6 +295,122 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    addresses (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        recipient -> Text,
+        phone -> Text,
+        province -> Text,
+        city -> Text,
+        district -> Text,
+        detail -> Text,
+        is_default -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cart_items (owner, sku_id) {
+        owner -> Text,
+        sku_id -> BigInt,
+        quantity -> BigInt,
+        added_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    checkouts (id) {
+        id -> BigInt,
+        buyer_id -> BigInt,
+        idem_key -> Text,
+        total_fen -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> BigInt,
+        order_no -> Text,
+        checkout_id -> BigInt,
+        buyer_id -> BigInt,
+        shop_id -> BigInt,
+        status -> Text,
+        items_fen -> BigInt,
+        shipping_fen -> BigInt,
+        total_fen -> BigInt,
+        refunded_fen -> BigInt,
+        recipient -> Text,
+        phone -> Text,
+        region -> Text,
+        address_detail -> Text,
+        buyer_note -> Text,
+        carrier -> Nullable<Text>,
+        tracking_no -> Nullable<Text>,
+        cancel_reason -> Text,
+        created_at -> Timestamp,
+        pay_deadline -> Timestamp,
+        paid_at -> Nullable<Timestamp>,
+        shipped_at -> Nullable<Timestamp>,
+        delivered_at -> Nullable<Timestamp>,
+        completed_at -> Nullable<Timestamp>,
+        cancelled_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    order_lines (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        sku_id -> BigInt,
+        product_id -> BigInt,
+        title -> Text,
+        sku_label -> Text,
+        cover_media_id -> Nullable<BigInt>,
+        price_fen -> BigInt,
+        quantity -> BigInt,
+        restocked -> Bool,
+    }
+}
+
+diesel::table! {
+    order_events (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        kind -> Text,
+        actor_user_id -> Nullable<BigInt>,
+        note -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payments (id) {
+        id -> BigInt,
+        intent -> Text,
+        provider -> Text,
+        order_id -> BigInt,
+        buyer_id -> BigInt,
+        amount_fen -> BigInt,
+        status -> Text,
+        created_at -> Timestamp,
+        settled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    payment_events (id) {
+        id -> BigInt,
+        provider -> Text,
+        event_id -> Text,
+        intent -> Text,
+        outcome -> Text,
+        received_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
@@ -311,6 +427,14 @@ diesel::joinable!(skus -> products (product_id));
 diesel::joinable!(product_images -> products (product_id));
 diesel::joinable!(listing_checks -> products (product_id));
 diesel::joinable!(search_grams -> products (product_id));
+diesel::joinable!(cart_items -> skus (sku_id));
+diesel::joinable!(orders -> shops (shop_id));
+diesel::joinable!(orders -> users (buyer_id));
+diesel::joinable!(orders -> checkouts (checkout_id));
+diesel::joinable!(order_lines -> orders (order_id));
+diesel::joinable!(order_lines -> skus (sku_id));
+diesel::joinable!(order_events -> orders (order_id));
+diesel::joinable!(payments -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -337,4 +461,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     rule_params,
     listing_checks,
     search_grams,
+    addresses,
+    cart_items,
+    checkouts,
+    orders,
+    order_lines,
+    order_events,
+    payments,
+    payment_events,
 );

@@ -32,7 +32,7 @@ impl ResponseError for AppError {
             AppError::Unauthenticated => StatusCode::SEE_OTHER,
             AppError::Forbidden(_) | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Conflict(_) | AppError::ConflictOn(..) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Db(_) | AppError::Pool(_) | AppError::Internal(_) => {
@@ -44,7 +44,10 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         let mut resp = HttpResponse::new(self.status_code());
         let message_key = match self {
-            AppError::BadRequest(k) | AppError::Forbidden(k) | AppError::Conflict(k) => Some(*k),
+            AppError::BadRequest(k)
+            | AppError::Forbidden(k)
+            | AppError::Conflict(k)
+            | AppError::ConflictOn(k, _) => Some(*k),
             AppError::Csrf => Some("error.csrf"),
             AppError::Invalid(_) => Some("error.invalid"),
             _ => None,

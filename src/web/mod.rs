@@ -62,6 +62,8 @@ pub struct PageCtx {
     /// Current path and query, for the language switch's return address.
     pub path: String,
     pub request_id: String,
+    /// The platform's time zone: times show in it.
+    pub tz: chrono_tz::Tz,
 }
 
 impl PageCtx {
@@ -101,6 +103,18 @@ impl PageCtx {
     }
     pub fn money(&self, fen: &i64) -> String {
         crate::i18n::money(*fen)
+    }
+    /// `money` for computed amounts (method results rather than fields).
+    pub fn amount(&self, fen: i64) -> String {
+        crate::i18n::money(fen)
+    }
+    /// A stored (UTC) time as "2026-11-30 17:05" in the platform's time zone.
+    pub fn time(&self, t: &chrono::NaiveDateTime) -> String {
+        use chrono::TimeZone;
+        self.tz
+            .from_utc_datetime(t)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
     }
 }
 

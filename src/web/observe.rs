@@ -75,6 +75,10 @@ pub fn fallback_ctx(req: &HttpRequest) -> PageCtx {
         flash: None,
         path: req.uri().path().to_string(),
         request_id: super::request_id(req),
+        tz: req
+            .app_data::<super::State>()
+            .map(|s| s.settings.tz)
+            .unwrap_or(chrono_tz::Asia::Shanghai),
     }
 }
 

@@ -275,7 +275,7 @@ impl Resp {
             self.status,
             status,
             "unexpected status; body:\n{}",
-            &self.body[..self.body.len().min(3000)]
+            self.body.chars().take(3000).collect::<String>()
         );
         self
     }

@@ -60,6 +60,12 @@ fn quoted_keys(text: &str) -> Vec<String> {
         "validation.",
         "error.",
         "mail.",
+        "cart.",
+        "checkout.",
+        "address.",
+        "pay.",
+        "order.",
+        "carrier.",
     ];
     text.split('"')
         .skip(1)

@@ -7,6 +7,7 @@ mod catalog;
 mod common;
 mod flows;
 mod i18n;
+mod orders;
 mod platform;
 mod security;
 mod shops;

@@ -43,6 +43,17 @@ const POST_ROUTES: &[(&str, &str)] = &[
     ("/admin/categories/new", "slug=evil&name_zh=x&name_en=x&deposit=0"),
     ("/merchant/shop", "name=Evil"),
     ("/settings/avatar", ""),
+    ("/cart/add", "sku=1&quantity=1"),
+    ("/cart/update", "sku=1&quantity=0"),
+    ("/checkout", "key=0123456789abcdef0123&address_id=1"),
+    ("/addresses", "recipient=x&phone=13812345678&province=xx&city=xx&district=xx&detail=xxxx"),
+    ("/addresses/1/delete", ""),
+    ("/addresses/1/default", ""),
+    ("/pay", "checkout=1"),
+    ("/pay/sim/0123456789abcdef0123456789abcdef01234567", "outcome=succeeded"),
+    ("/orders/2611300000000001/cancel", "reason=other"),
+    ("/orders/2611300000000001/confirm", ""),
+    ("/merchant/orders/2611300000000001/ship", "carrier=sf&tracking_no=SF1234567890"),
 ];
 
 #[tokio::test]

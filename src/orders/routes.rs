@@ -1,0 +1,847 @@
+//! Order pages: cart, addresses, checkout, the simulated payment provider and its callback,
+//! the buyer's orders, and the merchant's order list with shipping.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web as aw, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::model::{Address, OrderStatus};
+use super::payment::{self, PaymentProvider, Simulated};
+use super::service::{
+    self, AddressForm, Cart, CheckoutForm, EventResult, Intent, MerchantFilter, OrderDetail,
+    OrderSummary, ShipForm,
+};
+use crate::accounts::Viewer;
+use crate::error::{AppError, FieldErrors};
+use crate::web::{self, CsrfForm, FlashLevel, PageCtx, PageQuery, Paginated, State};
+
+pub fn routes(cfg: &mut aw::ServiceConfig) {
+    cfg.service(cart_page)
+        .service(cart_add)
+        .service(cart_update)
+        .service(checkout_page)
+        .service(checkout_submit)
+        .service(checkout_done)
+        .service(addresses_page)
+        .service(address_add)
+        .service(address_delete)
+        .service(address_default)
+        .service(pay_start)
+        .service(sim_page)
+        .service(sim_submit)
+        .service(pay_callback)
+        .service(delivery_callback)
+        .service(orders_page)
+        .service(order_page)
+        .service(order_cancel)
+        .service(order_confirm)
+        .service(merchant_orders)
+        .service(merchant_order)
+        .service(merchant_ship);
+}
+
+/// Template helpers shared by the order pages.
+pub trait OrderText {
+    fn ctx(&self) -> &PageCtx;
+    fn status_name(&self, s: &str) -> String {
+        self.ctx().t(&format!("order.status.{s}")).into_owned()
+    }
+    fn event_name(&self, s: &str) -> String {
+        self.ctx().t(&format!("order.event.{s}")).into_owned()
+    }
+    fn carrier_name(&self, s: &str) -> String {
+        self.ctx().t(&format!("carrier.{s}")).into_owned()
+    }
+}
+
+// ---------- cart ----------
+
+#[derive(Template)]
+#[template(path = "orders/cart.html")]
+struct CartPage {
+    ctx: PageCtx,
+    cart: Cart,
+    /// SKUs that ran out during a checkout attempt.
+    short: Vec<i64>,
+    message: Option<String>,
+}
+
+impl CartPage {
+    fn is_short(&self, sku: &i64) -> bool {
+        self.short.contains(sku)
+    }
+}
+
+fn owner(viewer: &Viewer) -> Result<String, AppError> {
+    service::cart_owner(viewer.user.as_ref(), &viewer.visitor)
+        .ok_or(AppError::BadRequest("cart.no_cookie"))
+}
+
+/// Loads the cart, first carrying an anonymous visitor's cart over to the account.
+async fn load_cart(state: &State, viewer: &Viewer) -> Result<Cart, AppError> {
+    let owner = owner(viewer)?;
+    let (user, visitor, now) = (
+        viewer.user.as_ref().map(|u| u.id),
+        viewer.visitor.clone(),
+        state.clock.now(),
+    );
+    web::db(state, move |c, _| {
+        if let Some(uid) = user {
+            service::merge_visitor_cart(c, uid, &visitor, now)?;
+        }
+        service::cart(c, &owner, now)
+    })
+    .await
+}
+
+#[get("/cart")]
+async fn cart_page(state: State, ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, AppError> {
+    let cart = load_cart(&state, &viewer).await?;
+    web::render(&CartPage {
+        ctx,
+        cart,
+        short: Vec::new(),
+        message: None,
+    })
+}
+
+#[derive(Deserialize)]
+struct AddForm {
+    sku: Option<i64>,
+    quantity: Option<i64>,
+    buy_now: Option<String>,
+}
+
+#[post("/cart/add")]
+async fn cart_add(
+    state: State,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<AddForm>,
+) -> Result<HttpResponse, AppError> {
+    let owner = owner(&viewer)?;
+    let sku = form.sku.ok_or(AppError::field("sku", "sku_required"))?;
+    let qty = form.quantity.unwrap_or(1);
+    let now = state.clock.now();
+    web::db(&state, move |c, _| {
+        service::cart_add(c, &owner, sku, qty, now)
+    })
+    .await?;
+    if form.buy_now.is_some() {
+        return Ok(web::redirect("/checkout"));
+    }
+    Ok(web::redirect_flash(
+        "/cart",
+        FlashLevel::Success,
+        "cart.added",
+    ))
+}
+
+#[derive(Deserialize)]
+struct UpdateForm {
+    sku: i64,
+    quantity: i64,
+}
+
+#[post("/cart/update")]
+async fn cart_update(
+    state: State,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<UpdateForm>,
+) -> Result<HttpResponse, AppError> {
+    let owner = owner(&viewer)?;
+    web::db(&state, move |c, _| {
+        service::cart_set(c, &owner, form.sku, form.quantity)
+    })
+    .await?;
+    Ok(web::redirect("/cart"))
+}
+
+// ---------- checkout ----------
+
+#[derive(Template)]
+#[template(path = "orders/checkout.html")]
+struct CheckoutPage {
+    ctx: PageCtx,
+    cart: Cart,
+    addresses: Vec<Address>,
+    key: String,
+    selected: Option<i64>,
+    note: String,
+    errors: FieldErrors,
+    message: Option<String>,
+    short: Vec<i64>,
+}
+
+impl CheckoutPage {
+    fn is_selected(&self, a: &Address) -> bool {
+        match self.selected {
+            Some(id) => id == a.id,
+            None => a.is_default,
+        }
+    }
+    fn is_short(&self, sku: &i64) -> bool {
+        self.short.contains(sku)
+    }
+}
+
+/// What went wrong with a checkout attempt, to show on the page again.
+struct Attempt {
+    status: StatusCode,
+    form: CheckoutForm,
+    errors: FieldErrors,
+    message: Option<&'static str>,
+    short: Vec<i64>,
+}
+
+async fn render_checkout(
+    state: &State,
+    ctx: PageCtx,
+    viewer: &Viewer,
+    attempt: Option<Attempt>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let cart = load_cart(state, viewer).await?;
+    let addresses = web::db(state, move |c, _| service::addresses_of(c, me.id)).await?;
+    let a = attempt.unwrap_or(Attempt {
+        status: StatusCode::OK,
+        form: CheckoutForm::default(),
+        errors: FieldErrors::new(),
+        message: None,
+        short: Vec::new(),
+    });
+    // A failed attempt gets a new key: the next submit is a new checkout.
+    let page = CheckoutPage {
+        message: a.message.map(|m| ctx.t(m).into_owned()),
+        ctx,
+        cart,
+        addresses,
+        key: service::new_checkout_key(),
+        selected: a.form.address_id,
+        note: a.form.note,
+        errors: a.errors,
+        short: a.short,
+    };
+    web::render_status(a.status, &page)
+}
+
+#[get("/checkout")]
+async fn checkout_page(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+) -> Result<HttpResponse, AppError> {
+    render_checkout(&state, ctx, &viewer, None).await
+}
+
+#[post("/checkout")]
+async fn checkout_submit(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<CheckoutForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (f, now, minutes) = (
+        form.clone(),
+        state.clock.now(),
+        state.settings.order_pay_minutes,
+    );
+    let result = web::db(&state, move |c, _| {
+        service::checkout(c, &me, &f, now, minutes)
+    })
+    .await;
+    let (status, errors, message, short) = match result {
+        Ok(id) => return Ok(web::redirect(&format!("/checkout/{id}"))),
+        Err(AppError::Invalid(errors)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            errors,
+            Some("error.invalid"),
+            Vec::new(),
+        ),
+        Err(AppError::ConflictOn(key, skus)) => {
+            (StatusCode::CONFLICT, FieldErrors::new(), Some(key), skus)
+        }
+        Err(AppError::Conflict(key)) => (
+            StatusCode::CONFLICT,
+            FieldErrors::new(),
+            Some(key),
+            Vec::new(),
+        ),
+        Err(e) => return Err(e),
+    };
+    let attempt = Attempt {
+        status,
+        form,
+        errors,
+        message,
+        short,
+    };
+    render_checkout(&state, ctx, &viewer, Some(attempt)).await
+}
+
+#[derive(Template)]
+#[template(path = "orders/placed.html")]
+struct PlacedPage {
+    ctx: PageCtx,
+    checkout_id: i64,
+    orders: Vec<OrderSummary>,
+}
+
+impl OrderText for PlacedPage {
+    fn ctx(&self) -> &PageCtx {
+        &self.ctx
+    }
+}
+
+impl PlacedPage {
+    fn unpaid_total(&self) -> i64 {
+        self.orders
+            .iter()
+            .filter(|o| o.order.is(OrderStatus::PendingPayment))
+            .map(|o| o.order.total_fen)
+            .sum()
+    }
+}
+
+#[get("/checkout/{id}")]
+async fn checkout_done(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let id = path.into_inner();
+    let orders = web::db(&state, move |c, _| service::checkout_orders(c, &me, id)).await?;
+    web::render(&PlacedPage {
+        ctx,
+        checkout_id: id,
+        orders,
+    })
+}
+
+// ---------- addresses ----------
+
+#[derive(Template)]
+#[template(path = "orders/addresses.html")]
+struct AddressesPage {
+    ctx: PageCtx,
+    addresses: Vec<Address>,
+    form: AddressForm,
+    errors: FieldErrors,
+    next: String,
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+#[get("/addresses")]
+async fn addresses_page(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<NextQuery>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let addresses = web::db(&state, move |c, _| service::addresses_of(c, me.id)).await?;
+    web::render(&AddressesPage {
+        ctx,
+        addresses,
+        form: AddressForm::default(),
+        errors: FieldErrors::new(),
+        next: web::safe_next(q.next.as_deref()),
+    })
+}
+
+#[derive(Deserialize)]
+struct AddressPost {
+    #[serde(flatten)]
+    form: AddressForm,
+    #[serde(default)]
+    next: String,
+}
+
+#[post("/addresses")]
+async fn address_add(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    CsrfForm(post): CsrfForm<AddressPost>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let next = web::safe_next(Some(&post.next));
+    let (f, now, uid) = (post.form.clone(), state.clock.now(), me.id);
+    match web::db(&state, move |c, _| service::add_address(c, &me, &f, now)).await {
+        Ok(_) => Ok(web::redirect_flash(
+            &next,
+            FlashLevel::Success,
+            "address.added",
+        )),
+        Err(AppError::Invalid(errors)) => {
+            let addresses = web::db(&state, move |c, _| service::addresses_of(c, uid)).await?;
+            web::render_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &AddressesPage {
+                    ctx,
+                    addresses,
+                    form: post.form,
+                    errors,
+                    next,
+                },
+            )
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+#[post("/addresses/{id}/delete")]
+async fn address_delete(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let id = path.into_inner();
+    web::db(&state, move |c, _| service::delete_address(c, &me, id)).await?;
+    Ok(web::redirect_flash(
+        "/addresses",
+        FlashLevel::Success,
+        "address.deleted",
+    ))
+}
+
+#[post("/addresses/{id}/default")]
+async fn address_default(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let id = path.into_inner();
+    web::db(&state, move |c, _| service::set_default_address(c, &me, id)).await?;
+    Ok(web::redirect("/addresses"))
+}
+
+// ---------- payment ----------
+
+fn provider(state: &State) -> Simulated {
+    Simulated::new(&state.secret)
+}
+
+#[derive(Deserialize)]
+struct PayForm {
+    checkout: Option<i64>,
+    order: Option<String>,
+}
+
+#[post("/pay")]
+async fn pay_start(
+    state: State,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<PayForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let p = provider(&state);
+    let name = p.name();
+    let now = state.clock.now();
+    let intent = web::db(&state, move |c, _| {
+        service::start_payment(c, &me, name, form.checkout, form.order.as_deref(), now)
+    })
+    .await?;
+    Ok(web::redirect(&p.checkout_url(&intent)))
+}
+
+#[derive(Template)]
+#[template(path = "orders/sim_pay.html")]
+struct SimPage {
+    ctx: PageCtx,
+    intent: Intent,
+}
+
+#[get("/pay/sim/{intent}")]
+async fn sim_page(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let intent = path.into_inner();
+    let intent = web::db(&state, move |c, _| service::intent_of(c, &me, &intent)).await?;
+    web::render(&SimPage { ctx, intent })
+}
+
+#[derive(Deserialize)]
+struct SimForm {
+    outcome: String,
+}
+
+/// The simulated provider's page posts here: the provider "charges" and calls back.
+#[post("/pay/sim/{intent}")]
+async fn sim_submit(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<String>,
+    CsrfForm(form): CsrfForm<SimForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let intent = path.into_inner();
+    let succeeded = match form.outcome.as_str() {
+        "succeeded" => true,
+        "failed" => false,
+        _ => return Err(AppError::BadRequest("pay.bad_outcome")),
+    };
+    let p = provider(&state);
+    let now = state.clock.now();
+    let i = intent.clone();
+    let (event_id, sig) = p.callback(&intent, succeeded);
+    let result = web::db(&state, move |c, _| {
+        // Only the buyer's own intent, and only while it is open.
+        let info = service::intent_of(c, &me, &i)?;
+        if !info.pending {
+            return Err(AppError::Conflict("order.conflict.pay"));
+        }
+        let ev = p
+            .verify(&event_id, &i, payment::outcome_str(succeeded), &sig)
+            .ok_or(AppError::Internal("simulated signature".into()))?;
+        service::apply_payment_event(c, &ev, now)
+    })
+    .await?;
+    Ok(match result {
+        EventResult::Applied { paid } if paid.len() == 1 => web::redirect_flash(
+            &format!("/orders/{}", paid[0]),
+            FlashLevel::Success,
+            "pay.succeeded",
+        ),
+        EventResult::Applied { paid } if !paid.is_empty() => {
+            web::redirect_flash("/orders", FlashLevel::Success, "pay.succeeded")
+        }
+        _ if !succeeded => web::redirect_flash("/orders", FlashLevel::Error, "pay.failed"),
+        _ => web::redirect("/orders"),
+    })
+}
+
+#[derive(Deserialize)]
+struct CallbackForm {
+    event_id: String,
+    intent: String,
+    outcome: String,
+    signature: String,
+}
+
+/// The provider's server-to-server callback. No CSRF token (no browser session is involved):
+/// the signature is the authentication. A repeated event id answers 200 and changes nothing.
+#[post("/pay/callback/sim")]
+async fn pay_callback(
+    state: State,
+    form: aw::Form<CallbackForm>,
+) -> Result<HttpResponse, AppError> {
+    let ev = provider(&state)
+        .verify(&form.event_id, &form.intent, &form.outcome, &form.signature)
+        .ok_or(AppError::Forbidden("pay.bad_signature"))?;
+    let now = state.clock.now();
+    let r = web::db(&state, move |c, _| {
+        service::apply_payment_event(c, &ev, now)
+    })
+    .await?;
+    let body = match r {
+        EventResult::Applied { .. } => "ok",
+        EventResult::Duplicate => "ok duplicate",
+    };
+    Ok(HttpResponse::Ok().content_type("text/plain").body(body))
+}
+
+#[derive(Deserialize)]
+struct DeliveryForm {
+    order_no: String,
+    signature: String,
+}
+
+/// A carrier's delivery scan (signed like the payment callback).
+#[post("/logistics/callback/sim")]
+async fn delivery_callback(
+    state: State,
+    form: aw::Form<DeliveryForm>,
+) -> Result<HttpResponse, AppError> {
+    let expected = payment::sign_delivery(&state.secret, &form.order_no);
+    if !crate::web::csrf::ct_eq(&expected, &form.signature) {
+        return Err(AppError::Forbidden("pay.bad_signature"));
+    }
+    let (no, now) = (form.order_no.clone(), state.clock.now());
+    web::db(&state, move |c, _| service::mark_delivered(c, &no, now)).await?;
+    Ok(HttpResponse::Ok().content_type("text/plain").body("ok"))
+}
+
+// ---------- buyer orders ----------
+
+#[derive(Template)]
+#[template(path = "orders/list.html")]
+struct OrdersPage {
+    ctx: PageCtx,
+    list: Paginated<OrderSummary>,
+    status: String,
+    statuses: [OrderStatus; 7],
+}
+
+impl OrderText for OrdersPage {
+    fn ctx(&self) -> &PageCtx {
+        &self.ctx
+    }
+}
+
+impl OrdersPage {
+    fn page_link(&self, n: i64) -> String {
+        format!("/orders?status={}&page={n}", self.status)
+    }
+}
+
+#[derive(Deserialize)]
+struct OrdersQuery {
+    status: Option<String>,
+    page: Option<i64>,
+}
+
+#[get("/orders")]
+async fn orders_page(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<OrdersQuery>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let status = q.status.as_deref().and_then(OrderStatus::parse);
+    let page = PageQuery { page: q.page };
+    let list = web::db(&state, move |c, _| {
+        service::buyer_orders(c, &me, status, page)
+    })
+    .await?;
+    web::render(&OrdersPage {
+        ctx,
+        list,
+        status: status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        statuses: OrderStatus::ALL,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "orders/detail.html")]
+struct OrderPage {
+    ctx: PageCtx,
+    d: OrderDetail,
+    merchant: bool,
+    cancel_reasons: [&'static str; 4],
+    carriers: [&'static str; 8],
+    errors: FieldErrors,
+}
+
+impl OrderText for OrderPage {
+    fn ctx(&self) -> &PageCtx {
+        &self.ctx
+    }
+}
+
+#[get("/orders/{no}")]
+async fn order_page(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let no = path.into_inner();
+    let d = web::db(&state, move |c, _| service::buyer_order(c, &me, &no)).await?;
+    web::render(&OrderPage {
+        ctx,
+        d,
+        merchant: false,
+        cancel_reasons: service::CANCEL_REASONS,
+        carriers: service::CARRIERS,
+        errors: FieldErrors::new(),
+    })
+}
+
+#[derive(Deserialize)]
+struct CancelForm {
+    #[serde(default)]
+    reason: String,
+}
+
+#[post("/orders/{no}/cancel")]
+async fn order_cancel(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<String>,
+    CsrfForm(form): CsrfForm<CancelForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let no = path.into_inner();
+    let (n, now) = (no.clone(), state.clock.now());
+    web::db(&state, move |c, _| {
+        service::cancel_by_buyer(c, &me, &n, &form.reason, now)
+    })
+    .await?;
+    Ok(web::redirect_flash(
+        &format!("/orders/{no}"),
+        FlashLevel::Success,
+        "order.cancelled",
+    ))
+}
+
+#[post("/orders/{no}/confirm")]
+async fn order_confirm(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let no = path.into_inner();
+    let (n, now) = (no.clone(), state.clock.now());
+    web::db(&state, move |c, _| {
+        service::confirm_receipt(c, &me, &n, now)
+    })
+    .await?;
+    Ok(web::redirect_flash(
+        &format!("/orders/{no}"),
+        FlashLevel::Success,
+        "order.confirmed",
+    ))
+}
+
+// ---------- merchant ----------
+
+#[derive(Template)]
+#[template(path = "orders/merchant_list.html")]
+struct MerchantOrdersPage {
+    ctx: PageCtx,
+    list: Paginated<OrderSummary>,
+    f: MerchantFilter,
+    statuses: [OrderStatus; 7],
+}
+
+impl OrderText for MerchantOrdersPage {
+    fn ctx(&self) -> &PageCtx {
+        &self.ctx
+    }
+}
+
+impl MerchantOrdersPage {
+    fn page_link(&self, n: i64) -> String {
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        format!(
+            "/merchant/orders?status={}&from={}&to={}&order_no={}&buyer={}&page={n}",
+            enc(&self.f.status),
+            enc(&self.f.from),
+            enc(&self.f.to),
+            enc(&self.f.order_no),
+            enc(&self.f.buyer)
+        )
+    }
+}
+
+#[get("/merchant/orders")]
+async fn merchant_orders(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<MerchantFilter>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let f = MerchantFilter {
+        status: q.status.chars().take(20).collect(),
+        from: q.from.chars().take(10).collect(),
+        to: q.to.chars().take(10).collect(),
+        order_no: q.order_no.chars().take(30).collect(),
+        buyer: q.buyer.chars().take(40).collect(),
+        page: q.page,
+    };
+    let ff = f.clone();
+    let list = web::db(&state, move |c, _| service::merchant_orders(c, &me, &ff)).await?;
+    web::render(&MerchantOrdersPage {
+        ctx,
+        list,
+        f,
+        statuses: OrderStatus::ALL,
+    })
+}
+
+async fn render_merchant_order(
+    state: &State,
+    ctx: PageCtx,
+    viewer: &Viewer,
+    no: String,
+    status: StatusCode,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let d = web::db(state, move |c, _| service::merchant_order(c, &me, &no)).await?;
+    web::render_status(
+        status,
+        &OrderPage {
+            ctx,
+            d,
+            merchant: true,
+            cancel_reasons: service::CANCEL_REASONS,
+            carriers: service::CARRIERS,
+            errors,
+        },
+    )
+}
+
+#[get("/merchant/orders/{no}")]
+async fn merchant_order(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    render_merchant_order(
+        &state,
+        ctx,
+        &viewer,
+        path.into_inner(),
+        StatusCode::OK,
+        FieldErrors::new(),
+    )
+    .await
+}
+
+#[post("/merchant/orders/{no}/ship")]
+async fn merchant_ship(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<String>,
+    CsrfForm(form): CsrfForm<ShipForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let no = path.into_inner();
+    let (n, now) = (no.clone(), state.clock.now());
+    match web::db(&state, move |c, _| service::ship(c, &me, &n, &form, now)).await {
+        Ok(()) => Ok(web::redirect_flash(
+            &format!("/merchant/orders/{no}"),
+            FlashLevel::Success,
+            "order.shipped_flash",
+        )),
+        Err(AppError::Invalid(errors)) => {
+            render_merchant_order(
+                &state,
+                ctx,
+                &viewer,
+                no,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                errors,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,987 @@
+//! Orders: cart to completion over HTTP, checkout that never oversells under concurrency,
+//! idempotency keys, the order state machine (legal and illegal transitions, and a property
+//! test of random event sequences), the timeout jobs, and the cross-account (IDOR) cases.
+
+use std::collections::HashMap;
+
+use crate::common::*;
+use diesel::prelude::*;
+use haodian::accounts::{Role, SessionUser};
+use haodian::db::schema::{
+    app_secrets, checkouts, mail_outbox, order_lines, orders, payments, skus, users,
+};
+use haodian::orders::payment::{sign, sign_delivery};
+use haodian::orders::service as svc;
+
+fn category_id(app: &TestApp, slug: &str) -> String {
+    use haodian::db::schema::categories;
+    categories::table
+        .filter(categories::slug.eq(slug))
+        .select(categories::id)
+        .first::<i64>(&mut *app.conn())
+        .unwrap()
+        .to_string()
+}
+
+/// A logged-in owner of a fresh apparel shop.
+pub async fn merchant(app: &TestApp, handle: &str) -> Client {
+    let c = app.logged_in(handle, Role::Buyer).await;
+    let cat = category_id(app, "apparel");
+    submit_multipart(
+        &c,
+        "/",
+        "/merchant/shop/open",
+        &[
+            ("name", &format!("{handle} 的店")),
+            ("slug", &handle.replace('_', "-")),
+            ("main_category_id", &cat),
+            ("entity_type", "individual"),
+        ],
+        &[],
+    )
+    .await
+    .assert_status(303);
+    c
+}
+
+/// Lists a product of the merchant with the given variants (`颜色: 红, 蓝`, or empty for one
+/// SKU), every SKU at `price` yuan with `stock`; returns the SKU ids in grid order.
+pub async fn product(
+    app: &TestApp,
+    m: &Client,
+    title: &str,
+    variants: &str,
+    price: &str,
+    stock: i64,
+) -> Vec<i64> {
+    let cat = category_id(app, "apparel");
+    let r = m
+        .submit(
+            "/merchant/products/new",
+            "/merchant/products/new",
+            &[("title", title), ("category_id", &cat)],
+        )
+        .await;
+    r.assert_status(303);
+    let id: i64 = r
+        .location()
+        .trim_start_matches("/merchant/products/")
+        .parse()
+        .unwrap();
+    let page = format!("/merchant/products/{id}");
+    if !variants.is_empty() {
+        m.submit(
+            &page,
+            &format!("/merchant/products/{id}/variants"),
+            &[("variants", variants)],
+        )
+        .await
+        .assert_status(303);
+    }
+    let ids: Vec<i64> = skus::table
+        .filter(skus::product_id.eq(id))
+        .order(skus::position)
+        .select(skus::id)
+        .load(&mut *app.conn())
+        .unwrap();
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for (i, s) in ids.iter().enumerate() {
+        fields.push((format!("sku_{s}_code"), format!("P{id}-{i}")));
+        fields.push((format!("sku_{s}_price"), price.into()));
+        fields.push((format!("sku_{s}_list_price"), String::new()));
+        fields.push((format!("sku_{s}_stock"), stock.to_string()));
+    }
+    let refs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    m.submit(&page, &format!("/merchant/products/{id}/skus"), &refs)
+        .await
+        .assert_status(303);
+    m.submit(&page, &format!("/merchant/products/{id}/submit"), &[])
+        .await
+        .assert_status(303);
+    ids
+}
+
+pub fn stock(app: &TestApp, sku: i64) -> i64 {
+    skus::table
+        .find(sku)
+        .select(skus::stock)
+        .first(&mut *app.conn())
+        .unwrap()
+}
+
+pub async fn add_to_cart(c: &Client, sku: i64, qty: i64) -> Resp {
+    c.submit(
+        "/",
+        "/cart/add",
+        &[("sku", &sku.to_string()), ("quantity", &qty.to_string())],
+    )
+    .await
+}
+
+pub async fn add_address(c: &Client) -> Resp {
+    c.submit(
+        "/addresses",
+        "/addresses",
+        &[
+            ("recipient", "张三"),
+            ("phone", "13812345678"),
+            ("province", "浙江省"),
+            ("city", "杭州市"),
+            ("district", "西湖区"),
+            ("detail", "文三路 100 号 2 单元 301"),
+            ("next", "/checkout"),
+        ],
+    )
+    .await
+}
+
+/// The checkout form's fields as the page renders them (key, expected total, the default
+/// address).
+pub async fn checkout_fields(c: &Client) -> Vec<(String, String)> {
+    let page = c.get("/checkout").await;
+    page.assert_status(200);
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = page.body.find(&marker).expect(name) + marker.len();
+        page.body[start..].split('"').next().unwrap().to_string()
+    };
+    vec![
+        ("csrf_token".into(), csrf_in(&page.body)),
+        ("key".into(), field("key")),
+        ("expected_total".into(), field("expected_total")),
+        ("address_id".into(), field("address_id")),
+    ]
+}
+
+pub async fn post_fields(c: &Client, path: &str, fields: &[(String, String)]) -> Resp {
+    c.post_raw(path, serde_urlencoded::to_string(fields).unwrap())
+        .await
+}
+
+/// Checks out the whole cart; returns the response.
+pub async fn checkout(c: &Client) -> Resp {
+    let f = checkout_fields(c).await;
+    post_fields(c, "/checkout", &f).await
+}
+
+fn order_nos_of_checkout(app: &TestApp, checkout: i64) -> Vec<String> {
+    orders::table
+        .filter(orders::checkout_id.eq(checkout))
+        .order(orders::id)
+        .select(orders::order_no)
+        .load(&mut *app.conn())
+        .unwrap()
+}
+
+fn status_of(app: &TestApp, no: &str) -> String {
+    orders::table
+        .filter(orders::order_no.eq(no))
+        .select(orders::status)
+        .first(&mut *app.conn())
+        .unwrap()
+}
+
+fn secret(app: &TestApp) -> Vec<u8> {
+    app_secrets::table
+        .find("csrf")
+        .select(app_secrets::value)
+        .first::<String>(&mut *app.conn())
+        .unwrap()
+        .into_bytes()
+}
+
+/// Pays a checkout through the simulated provider's page; returns the final response.
+pub async fn pay_checkout(c: &Client, checkout: i64) -> Resp {
+    let r = c
+        .submit(
+            &format!("/checkout/{checkout}"),
+            "/pay",
+            &[("checkout", &checkout.to_string())],
+        )
+        .await;
+    r.assert_status(303);
+    let sim = r.location();
+    assert!(sim.starts_with("/pay/sim/"), "{sim}");
+    c.submit(&sim, &sim, &[("outcome", "succeeded")]).await
+}
+
+fn checkout_id(r: &Resp) -> i64 {
+    r.location()
+        .trim_start_matches("/checkout/")
+        .parse()
+        .unwrap_or_else(|_| panic!("checkout redirect: {:?} {}", r.location(), r.status))
+}
+
+#[tokio::test]
+async fn a_buyer_buys_two_skus_and_the_order_goes_from_cart_to_completed() {
+    let app = spawn_app();
+    let m = merchant(&app, "seller_a").await;
+    let skus = product(&app, &m, "纯棉T恤", "颜色: 白, 黑", "12.50", 5).await;
+    assert_eq!(skus.len(), 2);
+
+    // An anonymous visitor fills a cart; it carries over at login.
+    let email = app.user("buyer_a", Role::Buyer);
+    let b = app.client();
+    add_to_cart(&b, skus[0], 2).await.assert_status(303);
+    let cart = b.get("/cart").await;
+    assert!(cart.body.contains("纯棉T恤") && cart.body.contains("¥25.00"));
+    b.login(&email, PASSWORD).await.assert_status(303);
+    add_to_cart(&b, skus[1], 1).await.assert_status(303);
+    let cart = b.get("/cart").await;
+    assert!(cart.body.contains("¥37.50"), "both lines after login");
+    // Bad quantities and unknown SKUs change nothing.
+    add_to_cart(&b, skus[1], 0).await.assert_status(422);
+    add_to_cart(&b, skus[1], 100).await.assert_status(422);
+    add_to_cart(&b, 999_999, 1).await.assert_status(404);
+
+    // Checkout needs an address; a bad one is refused field by field and writes nothing.
+    let bad = b
+        .submit(
+            "/addresses",
+            "/addresses",
+            &[
+                ("recipient", ""),
+                ("phone", "12345"),
+                ("province", "浙江省"),
+                ("city", "杭州市"),
+                ("district", "西湖区"),
+                ("detail", "x"),
+            ],
+        )
+        .await;
+    bad.assert_status(422);
+    assert!(bad.body.contains("请填写 11 位手机号"));
+    assert!(bad.body.contains("请填写详细地址"));
+    let none = b.get("/checkout").await;
+    assert!(none.body.contains("还没有收货地址"));
+    let r = add_address(&b).await;
+    r.assert_status(303);
+    assert_eq!(r.location(), "/checkout");
+
+    let r = checkout(&b).await;
+    r.assert_status(303);
+    let id = checkout_id(&r);
+    let nos = order_nos_of_checkout(&app, id);
+    assert_eq!(nos.len(), 1, "one shop, one order");
+    let no = nos[0].clone();
+    assert_eq!(stock(&app, skus[0]), 3);
+    assert_eq!(stock(&app, skus[1]), 4);
+    assert!(b.get("/cart").await.body.contains("购物车是空的"));
+    let placed = b.get(&format!("/checkout/{id}")).await;
+    placed.assert_status(200);
+    assert!(placed.body.contains(&no) && placed.body.contains("¥37.50"));
+
+    // The merchant can not ship before payment.
+    let ship_page = format!("/merchant/orders/{no}");
+    let ship = format!("/merchant/orders/{no}/ship");
+    let r = m
+        .submit(
+            &ship_page,
+            &ship,
+            &[("carrier", "sf"), ("tracking_no", "SF1234567890")],
+        )
+        .await;
+    r.assert_status(409);
+    assert!(r.body.contains("不能发货"));
+
+    let r = pay_checkout(&b, id).await;
+    r.assert_status(303);
+    assert_eq!(r.location(), format!("/orders/{no}"));
+    assert_eq!(status_of(&app, &no), "paid");
+    let (subject, body) = app.last_mail("seller_a@example.com").unwrap();
+    assert!(subject.contains(&no), "{subject}");
+    assert!(body.contains("¥37.50"));
+    // Paying again is refused.
+    let again = b
+        .submit(&format!("/orders/{no}"), "/pay", &[("order", &no)])
+        .await;
+    again.assert_status(409);
+
+    // The merchant finds it by status, number and buyer, and ships it.
+    let list = m.get("/merchant/orders?status=paid").await;
+    assert!(list.body.contains(&no));
+    assert!(m
+        .get(&format!("/merchant/orders?order_no={}", &no[6..]))
+        .await
+        .body
+        .contains(&no));
+    assert!(m
+        .get("/merchant/orders?buyer=buyer_a")
+        .await
+        .body
+        .contains(&no));
+    assert!(!m
+        .get("/merchant/orders?buyer=someone_else")
+        .await
+        .body
+        .contains(&no));
+    let r = m
+        .submit(
+            &ship_page,
+            &ship,
+            &[("carrier", "sf"), ("tracking_no", "!")],
+        )
+        .await;
+    r.assert_status(422);
+    assert!(r.body.contains("运单号为 6–30 位字母或数字"));
+    m.submit(
+        &ship_page,
+        &ship,
+        &[("carrier", "sf"), ("tracking_no", "SF1234567890")],
+    )
+    .await
+    .assert_status(303);
+    assert_eq!(status_of(&app, &no), "shipped");
+    let (subject, body) = app.last_mail(&email).unwrap();
+    assert!(subject.contains(&no) && body.contains("SF1234567890") && body.contains("顺丰"));
+    m.submit(
+        &ship_page,
+        &ship,
+        &[("carrier", "sf"), ("tracking_no", "SF1234567890")],
+    )
+    .await
+    .assert_status(409);
+
+    // The carrier's scan: a forged one is refused, a signed one lands.
+    let anon = app.client();
+    anon.post(
+        "/logistics/callback/sim",
+        &[("order_no", &no), ("signature", "00")],
+    )
+    .await
+    .assert_status(403);
+    let sig = sign_delivery(&secret(&app), &no);
+    anon.post(
+        "/logistics/callback/sim",
+        &[("order_no", &no), ("signature", &sig)],
+    )
+    .await
+    .assert_status(200);
+    assert_eq!(status_of(&app, &no), "delivered");
+
+    let page = format!("/orders/{no}");
+    let r = b
+        .submit(
+            &page,
+            &format!("/orders/{no}/cancel"),
+            &[("reason", "other")],
+        )
+        .await;
+    r.assert_status(409);
+    b.submit(&page, &format!("/orders/{no}/confirm"), &[])
+        .await
+        .assert_status(303);
+    assert_eq!(status_of(&app, &no), "completed");
+    b.submit(&page, &format!("/orders/{no}/confirm"), &[])
+        .await
+        .assert_status(409);
+    let detail = b.get(&page).await;
+    for step in [
+        "订单已提交",
+        "买家已付款",
+        "商家已发货",
+        "快递已签收",
+        "买家确认收货",
+    ] {
+        assert!(detail.body.contains(step), "timeline shows {step}");
+    }
+    assert!(b.get("/orders").await.body.contains(&no));
+    assert!(b.get("/orders?status=completed").await.body.contains(&no));
+    assert!(!b.get("/orders?status=paid").await.body.contains(&no));
+    // Sales were counted once.
+    use haodian::db::schema::products;
+    let sold: i64 = products::table
+        .select(products::sales_count)
+        .order(products::id.desc())
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(sold, 3);
+}
+
+/// `n` buyers, each logged in with an address.
+async fn buyers(app: &TestApp, prefix: &str, n: usize) -> Vec<Client> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let c = app.logged_in(&format!("{prefix}{i}"), Role::Buyer).await;
+        add_address(&c).await.assert_status(303);
+        out.push(c);
+    }
+    out
+}
+
+#[tokio::test]
+async fn fifty_buyers_on_ten_in_stock_make_exactly_ten_orders() {
+    let app = spawn_app();
+    let m = merchant(&app, "hot_seller").await;
+    let sku = product(&app, &m, "限量球鞋（2026 新款）", "", "99", 10).await[0];
+    let bs = buyers(&app, "rush", 50).await;
+    let mut prepared = Vec::new();
+    for b in &bs {
+        add_to_cart(b, sku, 1).await.assert_status(303);
+        prepared.push((b.clone(), checkout_fields(b).await));
+    }
+    let results = futures_util::future::join_all(
+        prepared
+            .iter()
+            .map(|(b, f)| async move { post_fields(b, "/checkout", f).await }),
+    )
+    .await;
+    let ok = results.iter().filter(|r| r.status == 303).count();
+    let sold_out: Vec<&Resp> = results.iter().filter(|r| r.status == 409).collect();
+    assert_eq!(ok, 10, "exactly the stock");
+    assert_eq!(sold_out.len(), 40, "everyone else told");
+    for r in &sold_out {
+        assert!(r.body.contains("库存不足"), "a clear sold-out answer");
+    }
+    assert_eq!(stock(&app, sku), 0);
+    let n: i64 = orders::table.count().get_result(&mut *app.conn()).unwrap();
+    assert_eq!(n, 10);
+    let q: Vec<i64> = order_lines::table
+        .filter(order_lines::sku_id.eq(sku))
+        .select(order_lines::quantity)
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(q.iter().sum::<i64>(), 10);
+}
+
+/// stock + quantity in live lines = initial stock, and stock never negative.
+fn assert_stock_invariant(app: &TestApp, initial: &HashMap<i64, i64>) {
+    for (sku, init) in initial {
+        let s = stock(app, *sku);
+        assert!(s >= 0);
+        let live: Vec<i64> = order_lines::table
+            .filter(order_lines::sku_id.eq(sku))
+            .filter(order_lines::restocked.eq(false))
+            .select(order_lines::quantity)
+            .load(&mut *app.conn())
+            .unwrap();
+        assert_eq!(
+            s + live.iter().sum::<i64>(),
+            *init,
+            "stock invariant for SKU {sku}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn random_multi_sku_carts_under_concurrency_never_oversell() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = rand::random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let app = spawn_app();
+    let m = merchant(&app, "multi_seller").await;
+    let m2 = merchant(&app, "other_seller").await;
+    let mut initial = HashMap::new();
+    let mut all = Vec::new();
+    for (mm, title) in [(&m, "卫衣（2026 新款）"), (&m2, "帆布包（2026 新款）")] {
+        let stock_n = rng.gen_range(1..12);
+        for s in product(&app, mm, title, "颜色: 红, 蓝", "20", stock_n).await {
+            initial.insert(s, stock_n);
+            all.push(s);
+        }
+    }
+    let bs = buyers(&app, "mix", 24).await;
+    let mut prepared = Vec::new();
+    for b in &bs {
+        let mut wanted = Vec::new();
+        for s in &all {
+            if rng.gen_bool(0.5) {
+                let q = rng.gen_range(1..4);
+                add_to_cart(b, *s, q).await.assert_status(303);
+                wanted.push((*s, q));
+            }
+        }
+        if wanted.is_empty() {
+            add_to_cart(b, all[0], 1).await.assert_status(303);
+        }
+        prepared.push((b.clone(), checkout_fields(b).await));
+    }
+    let results = futures_util::future::join_all(
+        prepared
+            .iter()
+            .map(|(b, f)| async move { post_fields(b, "/checkout", f).await }),
+    )
+    .await;
+    for r in &results {
+        assert!(
+            r.status == 303 || (r.status == 409 && r.body.contains("库存不足")),
+            "seed {seed}: {} {}",
+            r.status,
+            &r.body[..r.body.len().min(300)]
+        );
+    }
+    assert!(results.iter().any(|r| r.status == 303), "seed {seed}");
+    assert_stock_invariant(&app, &initial);
+    // Each checkout's orders add up to what it charged.
+    let per_checkout: Vec<(i64, i64)> = checkouts::table
+        .select((checkouts::id, checkouts::total_fen))
+        .load(&mut *app.conn())
+        .unwrap();
+    for (id, total) in per_checkout {
+        let sum: Vec<i64> = orders::table
+            .filter(orders::checkout_id.eq(id))
+            .select(orders::total_fen)
+            .load(&mut *app.conn())
+            .unwrap();
+        assert_eq!(sum.iter().sum::<i64>(), total, "seed {seed}");
+    }
+}
+
+#[tokio::test]
+async fn one_key_posted_twenty_times_at_once_makes_one_set_of_orders() {
+    let app = spawn_app();
+    let m1 = merchant(&app, "idem_one").await;
+    let m2 = merchant(&app, "idem_two").await;
+    let a = product(&app, &m1, "围巾（2026 新款）", "", "30", 50).await[0];
+    let b2 = product(&app, &m2, "手套（2026 新款）", "", "15", 50).await[0];
+    let b = &buyers(&app, "idem", 1).await[0];
+    add_to_cart(b, a, 2).await.assert_status(303);
+    add_to_cart(b, b2, 1).await.assert_status(303);
+    let f = checkout_fields(b).await;
+    let results = futures_util::future::join_all(
+        (0..20).map(|_| async { post_fields(b, "/checkout", &f).await }),
+    )
+    .await;
+    let first = results[0].location();
+    for r in &results {
+        r.assert_status(303);
+        assert_eq!(
+            r.location(),
+            first,
+            "every response leads to the same orders"
+        );
+    }
+    let id = checkout_id(&results[0]);
+    assert_eq!(
+        order_nos_of_checkout(&app, id).len(),
+        2,
+        "one order per shop"
+    );
+    let n: i64 = orders::table.count().get_result(&mut *app.conn()).unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(stock(&app, a), 48);
+    assert_eq!(stock(&app, b2), 49);
+    // Later, the same key still answers with the same checkout.
+    let again = post_fields(b, "/checkout", &f).await;
+    assert_eq!(again.location(), first);
+}
+
+#[tokio::test]
+async fn buyers_and_merchants_never_reach_orders_that_are_not_theirs() {
+    let app = spawn_app();
+    let m = merchant(&app, "owner_shop").await;
+    let other_m = merchant(&app, "rival_shop").await;
+    let sku = product(&app, &m, "茶杯（2026 新款）", "", "10", 5).await[0];
+    let b = &buyers(&app, "own", 1).await[0];
+    let thief = &buyers(&app, "thief", 1).await[0];
+    add_to_cart(b, sku, 1).await.assert_status(303);
+    let id = checkout_id(&checkout(b).await);
+    let no = order_nos_of_checkout(&app, id)[0].clone();
+
+    thief.get(&format!("/orders/{no}")).await.assert_status(404);
+    thief
+        .get(&format!("/checkout/{id}"))
+        .await
+        .assert_status(404);
+    assert!(!thief.get("/orders").await.body.contains(&no));
+    let page = "/orders";
+    thief
+        .submit(
+            page,
+            &format!("/orders/{no}/cancel"),
+            &[("reason", "other")],
+        )
+        .await
+        .assert_status(404);
+    thief
+        .submit(page, "/pay", &[("order", &no)])
+        .await
+        .assert_status(404);
+    thief
+        .submit(page, "/pay", &[("checkout", &id.to_string())])
+        .await
+        .assert_status(404);
+    // The buyer's own intent is not the thief's either.
+    let r = b
+        .submit(
+            &format!("/checkout/{id}"),
+            "/pay",
+            &[("checkout", &id.to_string())],
+        )
+        .await;
+    let sim = r.location();
+    thief.get(&sim).await.assert_status(404);
+    thief
+        .submit(page, &sim, &[("outcome", "succeeded")])
+        .await
+        .assert_status(404);
+    assert_eq!(status_of(&app, &no), "pending_payment");
+    b.submit(&sim, &sim, &[("outcome", "succeeded")])
+        .await
+        .assert_status(303);
+
+    other_m
+        .get(&format!("/merchant/orders/{no}"))
+        .await
+        .assert_status(404);
+    assert!(!other_m.get("/merchant/orders").await.body.contains(&no));
+    other_m
+        .submit(
+            "/merchant/orders",
+            &format!("/merchant/orders/{no}/ship"),
+            &[("carrier", "sf"), ("tracking_no", "SF1234567890")],
+        )
+        .await
+        .assert_status(404);
+    // A buyer is not a merchant.
+    b.get("/merchant/orders").await.assert_status(403);
+    assert_eq!(status_of(&app, &no), "paid");
+    m.get(&format!("/merchant/orders/{no}"))
+        .await
+        .assert_status(200);
+    // Anonymous visitors are sent to log in.
+    let anon = app.client();
+    let r = anon.get(&format!("/orders/{no}")).await;
+    r.assert_status(303);
+    assert!(r.location().starts_with("/login"));
+}
+
+#[tokio::test]
+async fn payment_callbacks_are_signed_and_applied_once() {
+    let app = spawn_app();
+    let m = merchant(&app, "cb_shop").await;
+    let sku = product(&app, &m, "台灯（2026 新款）", "", "88", 5).await[0];
+    let b = &buyers(&app, "cb", 1).await[0];
+    add_to_cart(b, sku, 1).await.assert_status(303);
+    let id = checkout_id(&checkout(b).await);
+    let no = order_nos_of_checkout(&app, id)[0].clone();
+    let r = b
+        .submit(
+            &format!("/checkout/{id}"),
+            "/pay",
+            &[("checkout", &id.to_string())],
+        )
+        .await;
+    let intent = r.location().trim_start_matches("/pay/sim/").to_string();
+    let key = secret(&app);
+    let anon = app.client();
+    let post = |event: &str, outcome: &str, sig: String| {
+        let anon = anon.clone();
+        let (event, outcome, intent) = (event.to_string(), outcome.to_string(), intent.clone());
+        async move {
+            anon.post(
+                "/pay/callback/sim",
+                &[
+                    ("event_id", event.as_str()),
+                    ("intent", intent.as_str()),
+                    ("outcome", outcome.as_str()),
+                    ("signature", sig.as_str()),
+                ],
+            )
+            .await
+        }
+    };
+    // Forged: refused, nothing changes.
+    post("evt_forged_1", "succeeded", "ab".repeat(32))
+        .await
+        .assert_status(403);
+    assert_eq!(status_of(&app, &no), "pending_payment");
+    // A failure leaves the order payable.
+    let sig = sign(&key, &format!("pay:evt_fail_1:{intent}:failed"));
+    post("evt_fail_1", "failed", sig).await.assert_status(200);
+    assert_eq!(status_of(&app, &no), "pending_payment");
+    // Pay again with a new intent; its success event, delivered 5 times concurrently.
+    let r = b
+        .submit(&format!("/orders/{no}"), "/pay", &[("order", &no)])
+        .await;
+    let intent2 = r.location().trim_start_matches("/pay/sim/").to_string();
+    let sig = sign(&key, &format!("pay:evt_ok_1:{intent2}:succeeded"));
+    let results = futures_util::future::join_all((0..5).map(|_| {
+        let anon = anon.clone();
+        let (i, s) = (intent2.clone(), sig.clone());
+        async move {
+            anon.post(
+                "/pay/callback/sim",
+                &[
+                    ("event_id", "evt_ok_1"),
+                    ("intent", i.as_str()),
+                    ("outcome", "succeeded"),
+                    ("signature", s.as_str()),
+                ],
+            )
+            .await
+        }
+    }))
+    .await;
+    for r in &results {
+        r.assert_status(200);
+    }
+    assert_eq!(
+        results.iter().filter(|r| r.body == "ok").count(),
+        1,
+        "applied once"
+    );
+    assert_eq!(status_of(&app, &no), "paid");
+    let paid_mails: i64 = mail_outbox::table
+        .filter(mail_outbox::kind.eq("order_paid"))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(paid_mails, 1, "the merchant is told once");
+    let statuses: Vec<String> = payments::table
+        .order(payments::id)
+        .select(payments::status)
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(statuses, ["failed", "succeeded"]);
+}
+
+fn session_user(app: &TestApp, handle: &str) -> SessionUser {
+    let (id, email): (i64, String) = users::table
+        .filter(users::handle.eq(handle))
+        .select((users::id, users::email))
+        .first(&mut *app.conn())
+        .unwrap();
+    SessionUser {
+        id,
+        session_id: 0,
+        email,
+        handle: handle.into(),
+        display_name: handle.into(),
+        roles: Vec::new(),
+        locale: None,
+        email_verified: true,
+        avatar_media_id: None,
+    }
+}
+
+#[tokio::test]
+async fn unpaid_orders_expire_once_and_late_payments_are_refunded() {
+    let app = spawn_app();
+    let m = merchant(&app, "exp_shop").await;
+    let sku = product(&app, &m, "花瓶（2026 新款）", "", "40", 3).await[0];
+    let b = &buyers(&app, "exp", 1).await[0];
+    add_to_cart(b, sku, 2).await.assert_status(303);
+    let id = checkout_id(&checkout(b).await);
+    let no = order_nos_of_checkout(&app, id)[0].clone();
+    let r = b
+        .submit(
+            &format!("/checkout/{id}"),
+            "/pay",
+            &[("checkout", &id.to_string())],
+        )
+        .await;
+    let intent = r.location().trim_start_matches("/pay/sim/").to_string();
+    assert_eq!(stock(&app, sku), 1);
+    let now = chrono::Utc::now().naive_utc();
+    // Not yet due.
+    assert_eq!(svc::cancel_expired(&mut app.conn(), now, 100).unwrap(), 0);
+    // Two nodes run the job at once: the order is cancelled and restocked once.
+    let later = now + chrono::Duration::minutes(31);
+    let (p1, p2) = (app.pool.clone(), app.pool.clone());
+    let t1 = std::thread::spawn(move || svc::cancel_expired(&mut p1.get().unwrap(), later, 100));
+    let t2 = std::thread::spawn(move || svc::cancel_expired(&mut p2.get().unwrap(), later, 100));
+    let done = t1.join().unwrap().unwrap() + t2.join().unwrap().unwrap();
+    assert_eq!(done, 1);
+    assert_eq!(status_of(&app, &no), "cancelled");
+    assert_eq!(stock(&app, sku), 3);
+    assert_eq!(svc::cancel_expired(&mut app.conn(), later, 100).unwrap(), 0);
+    // The payment arrives after the cancellation: the order stays cancelled, money goes back.
+    let key = secret(&app);
+    let sig = sign(&key, &format!("pay:evt_late_1:{intent}:succeeded"));
+    app.client()
+        .post(
+            "/pay/callback/sim",
+            &[
+                ("event_id", "evt_late_1"),
+                ("intent", intent.as_str()),
+                ("outcome", "succeeded"),
+                ("signature", sig.as_str()),
+            ],
+        )
+        .await
+        .assert_status(200);
+    assert_eq!(status_of(&app, &no), "cancelled");
+    assert_eq!(stock(&app, sku), 3);
+    let st: String = payments::table
+        .select(payments::status)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(st, "refunded");
+    let detail = b.get(&format!("/orders/{no}")).await;
+    assert!(detail.body.contains("超时未付款"));
+}
+
+#[tokio::test]
+async fn shipped_and_delivered_orders_are_confirmed_automatically() {
+    let app = spawn_app();
+    let m = merchant(&app, "auto_shop").await;
+    let sku = product(&app, &m, "抱枕（2026 新款）", "", "25", 10).await[0];
+    let b = &buyers(&app, "auto", 1).await[0];
+    let mut nos = Vec::new();
+    for _ in 0..2 {
+        add_to_cart(b, sku, 1).await.assert_status(303);
+        let id = checkout_id(&checkout(b).await);
+        pay_checkout(b, id).await.assert_status(303);
+        let no = order_nos_of_checkout(&app, id)[0].clone();
+        m.submit(
+            &format!("/merchant/orders/{no}"),
+            &format!("/merchant/orders/{no}/ship"),
+            &[("carrier", "zto"), ("tracking_no", "ZT00000001")],
+        )
+        .await
+        .assert_status(303);
+        nos.push(no);
+    }
+    let now = chrono::Utc::now().naive_utc();
+    svc::mark_delivered(&mut app.conn(), &nos[0], now).unwrap();
+    let c = &mut app.conn();
+    assert_eq!(
+        svc::auto_confirm(c, now + chrono::Duration::days(9), 10, 15, 100).unwrap(),
+        0
+    );
+    assert_eq!(
+        svc::auto_confirm(c, now + chrono::Duration::days(11), 10, 15, 100).unwrap(),
+        1
+    );
+    assert_eq!(status_of(&app, &nos[0]), "completed");
+    assert_eq!(status_of(&app, &nos[1]), "shipped");
+    assert_eq!(
+        svc::auto_confirm(c, now + chrono::Duration::days(16), 10, 15, 100).unwrap(),
+        1
+    );
+    assert_eq!(status_of(&app, &nos[1]), "completed");
+    assert_eq!(
+        svc::auto_confirm(c, now + chrono::Duration::days(30), 10, 15, 100).unwrap(),
+        0
+    );
+}
+
+/// The model of the order state machine the property test checks the service against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Model {
+    Pending,
+    Paid,
+    Shipped,
+    Delivered,
+    Completed,
+    Cancelled,
+}
+
+impl Model {
+    fn name(self) -> &'static str {
+        match self {
+            Model::Pending => "pending_payment",
+            Model::Paid => "paid",
+            Model::Shipped => "shipped",
+            Model::Delivered => "delivered",
+            Model::Completed => "completed",
+            Model::Cancelled => "cancelled",
+        }
+    }
+    /// The state after `op`, or None when `op` is illegal here.
+    fn step(self, op: u8) -> Option<Model> {
+        use Model::*;
+        match (op, self) {
+            (0, Pending) => Some(Paid),
+            (1, Pending | Paid) => Some(Cancelled),
+            (2, Paid) => Some(Shipped),
+            (3, Shipped) => Some(Delivered),
+            (4, Shipped | Delivered) => Some(Completed),
+            (5, Pending) => Some(Cancelled),
+            _ => None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn random_event_sequences_follow_the_state_machine() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = rand::random();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let app = spawn_app();
+    let m = merchant(&app, "prop_shop").await;
+    let sku = product(&app, &m, "马克杯（2026 新款）", "", "9.9", 1000).await[0];
+    let merchant_user = session_user(&app, "prop_shop");
+    let b = &buyers(&app, "prop", 1).await[0];
+    let buyer = session_user(&app, "prop0");
+    let provider = haodian::orders::payment::Simulated::new(&secret(&app));
+    let mut initial = HashMap::new();
+    initial.insert(sku, 1000);
+    for round in 0..12 {
+        add_to_cart(b, sku, 1 + round % 3).await.assert_status(303);
+        let id = checkout_id(&checkout(b).await);
+        let no = order_nos_of_checkout(&app, id)[0].clone();
+        let mut state = Model::Pending;
+        let mut now = chrono::Utc::now().naive_utc();
+        for _ in 0..8 {
+            let op: u8 = rng.gen_range(0..6);
+            now += chrono::Duration::minutes(1);
+            let c = &mut app.conn();
+            let result: Result<(), String> = match op {
+                0 => svc::start_payment(c, &buyer, "sim", None, Some(&no), now)
+                    .map_err(|e| e.to_string())
+                    .and_then(|intent| {
+                        let (ev, sig) = provider.callback(&intent, true);
+                        let ev = haodian::orders::payment::PaymentProvider::verify(
+                            &provider,
+                            &ev,
+                            &intent,
+                            "succeeded",
+                            &sig,
+                        )
+                        .unwrap();
+                        svc::apply_payment_event(c, &ev, now)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    }),
+                1 => svc::cancel_by_buyer(c, &buyer, &no, "changed_mind", now)
+                    .map_err(|e| e.to_string()),
+                2 => svc::ship(
+                    c,
+                    &merchant_user,
+                    &no,
+                    &svc::ShipForm {
+                        carrier: "sf".into(),
+                        tracking_no: "SF20261130001".into(),
+                    },
+                    now,
+                )
+                .map_err(|e| e.to_string()),
+                3 => svc::mark_delivered(c, &no, now).map_err(|e| e.to_string()),
+                4 => svc::confirm_receipt(c, &buyer, &no, now).map_err(|e| e.to_string()),
+                _ => {
+                    // The timeout job, run as if the deadline had passed.
+                    let before = status_of(&app, &no);
+                    svc::cancel_expired(c, now + chrono::Duration::hours(1), 1000)
+                        .map_err(|e| e.to_string())
+                        .and_then(|_| {
+                            if before == "pending_payment" {
+                                Ok(())
+                            } else {
+                                Err("conflict: nothing due".into())
+                            }
+                        })
+                }
+            };
+            match state.step(op) {
+                Some(next) => {
+                    assert!(
+                        result.is_ok(),
+                        "seed {seed}: op {op} from {state:?}: {result:?}"
+                    );
+                    state = next;
+                }
+                None => {
+                    let e = result.expect_err(&format!("seed {seed}: op {op} from {state:?}"));
+                    assert!(e.contains("conflict"), "seed {seed}: {e}");
+                }
+            }
+            assert_eq!(status_of(&app, &no), state.name(), "seed {seed}");
+        }
+        assert_stock_invariant(&app, &initial);
+    }
+}
