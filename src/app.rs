@@ -75,6 +75,15 @@ pub fn jobs() -> Vec<Job> {
             },
         },
         Job {
+            name: "refunds.auto_approve",
+            every_secs: 300,
+            run: |ctx| {
+                let now = Utc::now().naive_utc();
+                let n = crate::orders::refunds::auto_approve(ctx.conn, now, 1000)?;
+                Ok(format!("approved={n}"))
+            },
+        },
+        Job {
             name: "housekeeping",
             every_secs: 3600,
             run: |ctx| {
@@ -86,6 +95,7 @@ pub fn jobs() -> Vec<Job> {
                         "outbox.send",
                         "orders.expire",
                         "orders.auto_confirm",
+                        "refunds.auto_approve",
                         "housekeeping",
                     ],
                     2,

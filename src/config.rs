@@ -49,6 +49,10 @@ pub struct Settings {
     pub order_auto_confirm_days: i64,
     /// Days after shipping (with no delivery scan) before an order is confirmed automatically.
     pub order_auto_confirm_shipped_days: i64,
+    /// Hours a shop has to answer a refund request before it is approved automatically.
+    pub refund_respond_hours: i64,
+    /// Days after completion during which a buyer may still ask for a refund.
+    pub after_sale_days: i64,
 }
 
 impl std::fmt::Debug for Settings {
@@ -164,10 +168,14 @@ impl Settings {
             order_pay_minutes: parse("HAODIAN_ORDER_PAY_MINUTES", 30)?,
             order_auto_confirm_days: parse("HAODIAN_ORDER_AUTO_CONFIRM_DAYS", 10)?,
             order_auto_confirm_shipped_days: parse("HAODIAN_ORDER_AUTO_CONFIRM_SHIPPED_DAYS", 15)?,
+            refund_respond_hours: parse("HAODIAN_REFUND_RESPOND_HOURS", 48)?,
+            after_sale_days: parse("HAODIAN_AFTER_SALE_DAYS", 15)?,
         };
         if s.order_pay_minutes < 1
             || s.order_auto_confirm_days < 1
             || s.order_auto_confirm_shipped_days < 1
+            || s.refund_respond_hours < 1
+            || s.after_sale_days < 1
         {
             return Err(AppError::Internal(
                 "HAODIAN_ORDER_* durations must be at least 1".into(),

@@ -411,6 +411,32 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    refunds (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        shop_id -> BigInt,
+        buyer_id -> BigInt,
+        kind -> Text,
+        reason -> Text,
+        reason_category -> Text,
+        note -> Text,
+        photo_media_ids -> Text,
+        amount_fen -> BigInt,
+        status -> Text,
+        respond_by -> Timestamp,
+        return_address -> Text,
+        return_tracking_no -> Nullable<Text>,
+        reject_reason -> Text,
+        restocked -> Bool,
+        auto_approved -> Bool,
+        decided_by -> Nullable<BigInt>,
+        requested_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+        completed_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
@@ -435,6 +461,7 @@ diesel::joinable!(order_lines -> orders (order_id));
 diesel::joinable!(order_lines -> skus (sku_id));
 diesel::joinable!(order_events -> orders (order_id));
 diesel::joinable!(payments -> orders (order_id));
+diesel::joinable!(refunds -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -469,4 +496,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     order_events,
     payments,
     payment_events,
+    refunds,
 );

@@ -4,6 +4,7 @@
 
 pub mod model;
 pub mod payment;
+pub mod refunds;
 pub mod routes;
 pub mod service;
 

@@ -8,13 +8,14 @@ use serde::Deserialize;
 
 use super::model::{Address, OrderStatus};
 use super::payment::{self, PaymentProvider, Simulated};
+use super::refunds::{self, RefundRequest, RefundRow};
 use super::service::{
     self, AddressForm, Cart, CheckoutForm, EventResult, Intent, MerchantFilter, OrderDetail,
     OrderSummary, ShipForm,
 };
 use crate::accounts::Viewer;
 use crate::error::{AppError, FieldErrors};
-use crate::web::{self, CsrfForm, FlashLevel, PageCtx, PageQuery, Paginated, State};
+use crate::web::{self, CsrfForm, CsrfMultipart, FlashLevel, PageCtx, PageQuery, Paginated, State};
 
 pub fn routes(cfg: &mut aw::ServiceConfig) {
     cfg.service(cart_page)
@@ -38,7 +39,14 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(order_confirm)
         .service(merchant_orders)
         .service(merchant_order)
-        .service(merchant_ship);
+        .service(merchant_ship)
+        .service(refund_page)
+        .service(refund_submit)
+        .service(refund_return)
+        .service(merchant_refunds)
+        .service(refund_approve)
+        .service(refund_reject)
+        .service(refund_received);
 }
 
 /// Template helpers shared by the order pages.
@@ -52,6 +60,15 @@ pub trait OrderText {
     }
     fn carrier_name(&self, s: &str) -> String {
         self.ctx().t(&format!("carrier.{s}")).into_owned()
+    }
+    fn refund_status(&self, s: &str) -> String {
+        self.ctx().t(&format!("refund.status.{s}")).into_owned()
+    }
+    fn refund_kind(&self, s: &str) -> String {
+        self.ctx().t(&format!("refund.kind.{s}")).into_owned()
+    }
+    fn refund_reason(&self, s: &str) -> String {
+        self.ctx().t(&format!("refund.reason.{s}")).into_owned()
     }
 }
 
@@ -648,6 +665,19 @@ impl OrderText for OrderPage {
     }
 }
 
+impl OrderPage {
+    /// Show the after-sale entry: the order is paid or later, something is left to refund and
+    /// no request is open. (The service checks the after-sale window.)
+    fn can_request_refund(&self) -> bool {
+        let o = &self.d.order;
+        let state_ok = o.is(OrderStatus::Paid)
+            || o.is(OrderStatus::Shipped)
+            || o.is(OrderStatus::Delivered)
+            || o.is(OrderStatus::Completed);
+        state_ok && o.total_fen > o.refunded_fen && !self.d.refunds.iter().any(|r| r.is_open())
+    }
+}
+
 #[get("/orders/{no}")]
 async fn order_page(
     state: State,
@@ -844,4 +874,329 @@ async fn merchant_ship(
         }
         Err(e) => Err(e),
     }
+}
+
+// ---------- after-sale ----------
+
+#[derive(Template)]
+#[template(path = "orders/refund.html")]
+struct RefundPage {
+    ctx: PageCtx,
+    d: OrderDetail,
+    reasons: [(&'static str, &'static str); 7],
+    form: RefundRequest,
+    errors: FieldErrors,
+}
+
+impl OrderText for RefundPage {
+    fn ctx(&self) -> &PageCtx {
+        &self.ctx
+    }
+}
+
+impl RefundPage {
+    fn refundable(&self) -> i64 {
+        self.d.order.total_fen - self.d.order.refunded_fen
+    }
+    fn unshipped(&self) -> bool {
+        self.d.order.is(OrderStatus::Paid)
+    }
+}
+
+async fn render_refund(
+    state: &State,
+    ctx: PageCtx,
+    viewer: &Viewer,
+    no: String,
+    status: StatusCode,
+    form: RefundRequest,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let d = web::db(state, move |c, _| service::buyer_order(c, &me, &no)).await?;
+    web::render_status(
+        status,
+        &RefundPage {
+            ctx,
+            d,
+            reasons: refunds::REASONS,
+            form,
+            errors,
+        },
+    )
+}
+
+#[get("/orders/{no}/refund")]
+async fn refund_page(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let form = RefundRequest {
+        kind: "refund_only".into(),
+        ..RefundRequest::default()
+    };
+    render_refund(
+        &state,
+        ctx,
+        &viewer,
+        path.into_inner(),
+        StatusCode::OK,
+        form,
+        FieldErrors::new(),
+    )
+    .await
+}
+
+#[post("/orders/{no}/refund")]
+async fn refund_submit(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<String>,
+    form: CsrfMultipart,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let no = path.into_inner();
+    let mut errors = FieldErrors::new();
+    let mut photos = Vec::new();
+    for f in form
+        .files
+        .iter()
+        .filter(|f| f.field == "photos" && !f.bytes.is_empty())
+    {
+        match crate::accounts::service::sniff_image(&f.bytes) {
+            Some(_) if f.bytes.len() > refunds::MAX_PHOTO_BYTES => {
+                errors.add("photos", "refund_photo_size")
+            }
+            Some(ct) => photos.push((ct.to_string(), f.bytes.clone())),
+            None => errors.add("photos", "refund_photo_type"),
+        }
+    }
+    let req = RefundRequest {
+        kind: form.field("kind").unwrap_or_default().to_string(),
+        reason: form.field("reason").unwrap_or_default().to_string(),
+        note: form.field("note").unwrap_or_default().to_string(),
+        amount: form.field("amount").unwrap_or_default().to_string(),
+        photos,
+    };
+    let result = if errors.is_empty() {
+        let (r, n, now) = (req.clone(), no.clone(), state.clock.now());
+        let (hours, days) = (
+            state.settings.refund_respond_hours,
+            state.settings.after_sale_days,
+        );
+        web::db(&state, move |c, _| {
+            refunds::request(c, &me, &n, &r, now, hours, days)
+        })
+        .await
+        .map(|_| ())
+    } else {
+        Err(AppError::Invalid(errors))
+    };
+    match result {
+        Ok(()) => Ok(web::redirect_flash(
+            &format!("/orders/{no}"),
+            FlashLevel::Success,
+            "refund.requested",
+        )),
+        Err(AppError::Invalid(errors)) => {
+            let shown = RefundRequest {
+                photos: Vec::new(),
+                ..req
+            };
+            render_refund(
+                &state,
+                ctx,
+                &viewer,
+                no,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                shown,
+                errors,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReturnForm {
+    #[serde(default)]
+    return_tracking_no: String,
+}
+
+#[post("/orders/{no}/refund/return")]
+async fn refund_return(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<String>,
+    CsrfForm(form): CsrfForm<ReturnForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let no = path.into_inner();
+    let (n, now) = (no.clone(), state.clock.now());
+    web::db(&state, move |c, _| {
+        refunds::return_shipped(c, &me, &n, &form.return_tracking_no, now)
+    })
+    .await?;
+    Ok(web::redirect_flash(
+        &format!("/orders/{no}"),
+        FlashLevel::Success,
+        "refund.return_sent",
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "orders/merchant_refunds.html")]
+struct MerchantRefundsPage {
+    ctx: PageCtx,
+    list: Paginated<RefundRow>,
+    status: String,
+}
+
+impl OrderText for MerchantRefundsPage {
+    fn ctx(&self) -> &PageCtx {
+        &self.ctx
+    }
+}
+
+impl MerchantRefundsPage {
+    fn page_link(&self, n: i64) -> String {
+        format!("/merchant/refunds?status={}&page={n}", self.status)
+    }
+}
+
+#[derive(Deserialize)]
+struct RefundsQuery {
+    status: Option<String>,
+    page: Option<i64>,
+}
+
+#[get("/merchant/refunds")]
+async fn merchant_refunds(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<RefundsQuery>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let status: String = q
+        .status
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(20)
+        .collect();
+    let (s, page) = (status.clone(), PageQuery { page: q.page });
+    let list = web::db(&state, move |c, _| refunds::shop_list(c, &me, &s, page)).await?;
+    web::render(&MerchantRefundsPage { ctx, list, status })
+}
+
+#[derive(Deserialize)]
+struct DecisionForm {
+    #[serde(default)]
+    return_address: String,
+    #[serde(default)]
+    reject_reason: String,
+    restock: Option<String>,
+    /// The order page to return to.
+    #[serde(default)]
+    order_no: String,
+}
+
+/// Back to the order's page in the merchant's console (or the request list).
+fn back_to(order_no: &str, key: &'static str) -> HttpResponse {
+    let ok = !order_no.is_empty()
+        && order_no.len() <= 30
+        && order_no.bytes().all(|b| b.is_ascii_digit());
+    let to = if ok {
+        format!("/merchant/orders/{order_no}")
+    } else {
+        "/merchant/refunds".to_string()
+    };
+    web::redirect_flash(&to, FlashLevel::Success, key)
+}
+
+#[post("/merchant/refunds/{id}/approve")]
+async fn refund_approve(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(form): CsrfForm<DecisionForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (id, now, addr) = (
+        path.into_inner(),
+        state.clock.now(),
+        form.return_address.clone(),
+    );
+    match web::db(&state, move |c, _| refunds::approve(c, &me, id, &addr, now)).await {
+        Ok(()) => Ok(back_to(&form.order_no, "refund.approved")),
+        Err(AppError::Invalid(errors)) => {
+            render_merchant_order(
+                &state,
+                ctx,
+                &viewer,
+                form.order_no,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                errors,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[post("/merchant/refunds/{id}/reject")]
+async fn refund_reject(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(form): CsrfForm<DecisionForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (id, now, reason) = (
+        path.into_inner(),
+        state.clock.now(),
+        form.reject_reason.clone(),
+    );
+    match web::db(&state, move |c, _| {
+        refunds::reject(c, &me, id, &reason, now)
+    })
+    .await
+    {
+        Ok(()) => Ok(back_to(&form.order_no, "refund.rejected")),
+        Err(AppError::Invalid(errors)) => {
+            render_merchant_order(
+                &state,
+                ctx,
+                &viewer,
+                form.order_no,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                errors,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[post("/merchant/refunds/{id}/received")]
+async fn refund_received(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(form): CsrfForm<DecisionForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (id, now, restock) = (path.into_inner(), state.clock.now(), form.restock.is_some());
+    web::db(&state, move |c, _| {
+        refunds::confirm_return(c, &me, id, restock, now)
+    })
+    .await?;
+    Ok(back_to(&form.order_no, "refund.done"))
 }

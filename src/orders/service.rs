@@ -14,7 +14,7 @@ use super::model::{Address, Order, OrderEvent, OrderLine, OrderStatus};
 use crate::accounts::SessionUser;
 use crate::db::schema::{
     addresses, cart_items, checkouts, order_events, order_lines, orders, payment_events, payments,
-    products, shops, skus, users,
+    products, refunds, shops, skus, users,
 };
 use crate::db::{like_pattern, write_tx, DbConn};
 use crate::error::{AppError, FieldErrors};
@@ -699,7 +699,7 @@ pub fn checkout_orders(
     Ok(list)
 }
 
-fn event(
+pub(super) fn event(
     c: &mut DbConn,
     order_id: i64,
     kind: &str,
@@ -790,6 +790,8 @@ pub fn buyer_orders(
 #[derive(Debug, Clone)]
 pub struct OrderDetail {
     pub order: Order,
+    /// Refund requests, newest first.
+    pub refunds: Vec<super::refunds::Refund>,
     pub shop_name: String,
     pub shop_slug: String,
     pub buyer_handle: String,
@@ -816,7 +818,9 @@ fn detail(c: &mut DbConn, order: Order) -> Result<OrderDetail, AppError> {
         .order(order_events::id)
         .select(OrderEvent::as_select())
         .load(c)?;
+    let refunds = super::refunds::of_order(c, order.id)?;
     Ok(OrderDetail {
+        refunds,
         order,
         shop_name,
         shop_slug,
@@ -836,7 +840,11 @@ pub fn buyer_order(
     detail(conn, order)
 }
 
-fn own_order(c: &mut DbConn, me: &SessionUser, order_no: &str) -> Result<Order, AppError> {
+pub(super) fn own_order(
+    c: &mut DbConn,
+    me: &SessionUser,
+    order_no: &str,
+) -> Result<Order, AppError> {
     orders::table
         .filter(orders::order_no.eq(order_no))
         .filter(orders::buyer_id.eq(me.id))
@@ -846,7 +854,7 @@ fn own_order(c: &mut DbConn, me: &SessionUser, order_no: &str) -> Result<Order, 
         .ok_or(AppError::NotFound)
 }
 
-fn shop_order(c: &mut DbConn, shop_id: i64, order_no: &str) -> Result<Order, AppError> {
+pub(super) fn shop_order(c: &mut DbConn, shop_id: i64, order_no: &str) -> Result<Order, AppError> {
     orders::table
         .filter(orders::order_no.eq(order_no))
         .filter(orders::shop_id.eq(shop_id))
@@ -1142,7 +1150,10 @@ fn count_sales(c: &mut DbConn, order_id: i64) -> Result<(), AppError> {
     Ok(())
 }
 
-fn user_mail(c: &mut DbConn, user_id: i64) -> Result<(String, String, Locale), AppError> {
+pub(super) fn user_mail(
+    c: &mut DbConn,
+    user_id: i64,
+) -> Result<(String, String, Locale), AppError> {
     let (email, name, locale): (String, String, Option<String>) = users::table
         .find(user_id)
         .select((users::email, users::display_name, users::locale))
@@ -1189,7 +1200,7 @@ fn notify_merchant_paid(c: &mut DbConn, order_id: i64) -> Result<String, AppErro
 // ---------- transitions ----------
 
 /// Moves an order from one of `from` to `to` if it is still in one of them; 409 otherwise.
-fn transition(
+pub(super) fn transition(
     c: &mut DbConn,
     order: &Order,
     from: &[OrderStatus],
@@ -1212,7 +1223,7 @@ fn transition(
 }
 
 /// Puts every line of an order back into stock, each line at most once.
-fn restock(c: &mut DbConn, order_id: i64) -> Result<(), AppError> {
+pub(super) fn restock(c: &mut DbConn, order_id: i64) -> Result<(), AppError> {
     let lines: Vec<(i64, i64, i64)> = order_lines::table
         .filter(order_lines::order_id.eq(order_id))
         .filter(order_lines::restocked.eq(false))
@@ -1252,6 +1263,9 @@ pub fn cancel_by_buyer(
     }
     write_tx(conn, |c| {
         let order = own_order(c, me, order_no)?;
+        if has_open_refund(c, order.id)? {
+            return Err(AppError::Conflict("order.conflict.refund_open"));
+        }
         let was_paid = order.is(OrderStatus::Paid);
         transition(
             c,
@@ -1339,6 +1353,15 @@ pub fn ship(
     })
 }
 
+fn has_open_refund(c: &mut DbConn, order_id: i64) -> Result<bool, AppError> {
+    let open: i64 = refunds::table
+        .filter(refunds::order_id.eq(order_id))
+        .filter(refunds::status.eq_any(["requested", "awaiting_return"]))
+        .count()
+        .get_result(c)?;
+    Ok(open > 0)
+}
+
 fn ship_order(
     c: &mut DbConn,
     order: &Order,
@@ -1347,6 +1370,10 @@ fn ship_order(
     actor: Option<i64>,
     now: NaiveDateTime,
 ) -> Result<(), AppError> {
+    // The buyer asked for their money back before shipping: answer that first.
+    if has_open_refund(c, order.id)? {
+        return Err(AppError::Conflict("order.conflict.refund_open"));
+    }
     transition(
         c,
         order,

@@ -66,6 +66,7 @@ fn quoted_keys(text: &str) -> Vec<String> {
         "pay.",
         "order.",
         "carrier.",
+        "refund.",
     ];
     text.split('"')
         .skip(1)

@@ -985,3 +985,339 @@ async fn random_event_sequences_follow_the_state_machine() {
         assert_stock_invariant(&app, &initial);
     }
 }
+
+fn refund_ids(app: &TestApp) -> Vec<(i64, String)> {
+    use haodian::db::schema::refunds;
+    refunds::table
+        .order(refunds::id)
+        .select((refunds::id, refunds::status))
+        .load(&mut *app.conn())
+        .unwrap()
+}
+
+fn refunded_fen(app: &TestApp, no: &str) -> i64 {
+    orders::table
+        .filter(orders::order_no.eq(no))
+        .select(orders::refunded_fen)
+        .first(&mut *app.conn())
+        .unwrap()
+}
+
+async fn request_refund(
+    c: &Client,
+    no: &str,
+    fields: &[(&str, &str)],
+    files: &[(&str, &[u8])],
+) -> Resp {
+    submit_multipart(
+        c,
+        &format!("/orders/{no}/refund"),
+        &format!("/orders/{no}/refund"),
+        fields,
+        files,
+    )
+    .await
+}
+
+/// A paid order of `qty` units for a new buyer; returns (buyer, order number).
+async fn paid_order(app: &TestApp, prefix: &str, sku: i64, qty: i64) -> (Client, String) {
+    let b = buyers(app, prefix, 1).await.remove(0);
+    add_to_cart(&b, sku, qty).await.assert_status(303);
+    let id = checkout_id(&checkout(&b).await);
+    pay_checkout(&b, id).await.assert_status(303);
+    let no = order_nos_of_checkout(app, id)[0].clone();
+    (b, no)
+}
+
+#[tokio::test]
+async fn an_unshipped_order_is_refunded_whole_and_closed_and_refunds_are_not_paid_twice() {
+    let app = spawn_app();
+    let m = merchant(&app, "rf_shop").await;
+    let rival = merchant(&app, "rf_rival").await;
+    let sku = product(&app, &m, "羊毛围巾（2026 新款）", "", "60", 5).await[0];
+    let (b, no) = paid_order(&app, "rfa", sku, 2).await;
+    assert_eq!(stock(&app, sku), 3);
+    // Another buyer can not ask for this order's money.
+    let other = buyers(&app, "rfx", 1).await.remove(0);
+    request_refund(
+        &other,
+        &no,
+        &[("kind", "refund_only"), ("reason", "changed_mind")],
+        &[],
+    )
+    .await
+    .assert_status(404);
+    // A return is not possible before shipping; a bad reason is refused.
+    let r = request_refund(&b, &no, &[("kind", "refund_only"), ("reason", "nope")], &[]).await;
+    r.assert_status(422);
+    assert!(r.body.contains("请选择退款原因"));
+    let r = request_refund(
+        &b,
+        &no,
+        &[("kind", "return_refund"), ("reason", "quality")],
+        &[],
+    )
+    .await;
+    r.assert_status(409);
+    assert!(refund_ids(&app).is_empty(), "nothing written");
+    request_refund(
+        &b,
+        &no,
+        &[("kind", "refund_only"), ("reason", "changed_mind")],
+        &[],
+    )
+    .await
+    .assert_status(303);
+    let (subject, _) = app.last_mail("rf_shop@example.com").unwrap();
+    assert!(
+        subject.contains(&no) && subject.contains("售后"),
+        "{subject}"
+    );
+    // While it is open: no second request, no shipping, no cancelling.
+    let r = request_refund(
+        &b,
+        &no,
+        &[("kind", "refund_only"), ("reason", "other")],
+        &[],
+    )
+    .await;
+    r.assert_status(409);
+    assert!(r.body.contains("正在处理的售后申请"));
+    m.submit(
+        &format!("/merchant/orders/{no}"),
+        &format!("/merchant/orders/{no}/ship"),
+        &[("carrier", "sf"), ("tracking_no", "SF1234567890")],
+    )
+    .await
+    .assert_status(409);
+    b.submit(
+        &format!("/orders/{no}"),
+        &format!("/orders/{no}/cancel"),
+        &[("reason", "other")],
+    )
+    .await
+    .assert_status(409);
+    let (rid, st) = refund_ids(&app)[0].clone();
+    assert_eq!(st, "requested");
+    // Only this shop decides it.
+    rival
+        .submit(
+            "/merchant/orders",
+            &format!("/merchant/refunds/{rid}/approve"),
+            &[("order_no", &no)],
+        )
+        .await
+        .assert_status(404);
+    m.submit(
+        &format!("/merchant/orders/{no}"),
+        &format!("/merchant/refunds/{rid}/approve"),
+        &[("order_no", &no)],
+    )
+    .await
+    .assert_status(303);
+    assert_eq!(status_of(&app, &no), "closed");
+    assert_eq!(refunded_fen(&app, &no), 12000);
+    assert_eq!(stock(&app, sku), 5, "an unshipped order's stock comes back");
+    let (subject, _) = app.last_mail("rfa0@example.com").unwrap();
+    assert!(subject.contains(&no));
+    // Deciding again, or asking again, changes nothing.
+    m.submit(
+        &format!("/merchant/orders/{no}"),
+        &format!("/merchant/refunds/{rid}/approve"),
+        &[("order_no", &no)],
+    )
+    .await
+    .assert_status(409);
+    request_refund(
+        &b,
+        &no,
+        &[("kind", "refund_only"), ("reason", "other")],
+        &[],
+    )
+    .await
+    .assert_status(409);
+    assert_eq!(refunded_fen(&app, &no), 12000);
+    assert_eq!(stock(&app, sku), 5);
+}
+
+#[tokio::test]
+async fn returns_rejections_and_unanswered_requests() {
+    let app = spawn_app();
+    let m = merchant(&app, "ret_shop").await;
+    let sku = product(&app, &m, "陶瓷茶具（2026 新款）", "", "100", 10).await[0];
+    let ship = |no: String| {
+        let m = m.clone();
+        async move {
+            m.submit(
+                &format!("/merchant/orders/{no}"),
+                &format!("/merchant/orders/{no}/ship"),
+                &[("carrier", "yto"), ("tracking_no", "YT1234567890")],
+            )
+            .await
+            .assert_status(303);
+        }
+    };
+    // A return and refund with a photo, a partial amount, the goods restocked.
+    let (b, no) = paid_order(&app, "ret", sku, 2).await;
+    ship(no.clone()).await;
+    let r = request_refund(
+        &b,
+        &no,
+        &[
+            ("kind", "return_refund"),
+            ("reason", "quality"),
+            ("amount", "300"),
+        ],
+        &[],
+    )
+    .await;
+    r.assert_status(422);
+    assert!(r.body.contains("不超过可退金额"));
+    let r = request_refund(
+        &b,
+        &no,
+        &[("kind", "return_refund"), ("reason", "quality")],
+        &[("photos", b"not an image".as_slice())],
+    )
+    .await;
+    r.assert_status(422);
+    assert!(refund_ids(&app).is_empty());
+    request_refund(
+        &b,
+        &no,
+        &[
+            ("kind", "return_refund"),
+            ("reason", "quality"),
+            ("amount", "150"),
+            ("note", "杯口有裂纹"),
+        ],
+        &[("photos", crate::flows::PNG)],
+    )
+    .await
+    .assert_status(303);
+    let page = b.get(&format!("/orders/{no}")).await;
+    assert!(page.body.contains("杯口有裂纹") && page.body.contains("/media/"));
+    let (rid, _) = refund_ids(&app)[0].clone();
+    let mpage = format!("/merchant/orders/{no}");
+    let r = m
+        .submit(
+            &mpage,
+            &format!("/merchant/refunds/{rid}/approve"),
+            &[("order_no", &no)],
+        )
+        .await;
+    r.assert_status(422);
+    assert!(r.body.contains("请填写退货地址"));
+    m.submit(
+        &mpage,
+        &format!("/merchant/refunds/{rid}/approve"),
+        &[
+            ("order_no", &no),
+            ("return_address", "浙江省杭州市余杭区仓前街道 1 号 退货组"),
+        ],
+    )
+    .await
+    .assert_status(303);
+    assert_eq!(refund_ids(&app)[0].1, "awaiting_return");
+    b.submit(
+        &format!("/orders/{no}"),
+        &format!("/orders/{no}/refund/return"),
+        &[("return_tracking_no", "SF5555555555")],
+    )
+    .await
+    .assert_status(303);
+    assert!(m.get(&mpage).await.body.contains("SF5555555555"));
+    m.submit(
+        &mpage,
+        &format!("/merchant/refunds/{rid}/received"),
+        &[("order_no", &no), ("restock", "1")],
+    )
+    .await
+    .assert_status(303);
+    assert_eq!(refunded_fen(&app, &no), 15000);
+    assert_eq!(
+        status_of(&app, &no),
+        "shipped",
+        "a partial refund leaves the order open"
+    );
+    assert_eq!(
+        stock(&app, sku),
+        10,
+        "restocked at the merchant's choice, once"
+    );
+
+    // A rejection with its reason; the buyer may ask again.
+    let (b2, no2) = paid_order(&app, "rej", sku, 1).await;
+    ship(no2.clone()).await;
+    request_refund(
+        &b2,
+        &no2,
+        &[("kind", "refund_only"), ("reason", "not_received")],
+        &[],
+    )
+    .await
+    .assert_status(303);
+    let (rid2, _) = refund_ids(&app)[1].clone();
+    let mpage2 = format!("/merchant/orders/{no2}");
+    let r = m
+        .submit(
+            &mpage2,
+            &format!("/merchant/refunds/{rid2}/reject"),
+            &[("order_no", &no2), ("reject_reason", "x")],
+        )
+        .await;
+    r.assert_status(422);
+    m.submit(
+        &mpage2,
+        &format!("/merchant/refunds/{rid2}/reject"),
+        &[
+            ("order_no", &no2),
+            ("reject_reason", "物流显示已签收，请先联系快递"),
+        ],
+    )
+    .await
+    .assert_status(303);
+    assert!(b2
+        .get(&format!("/orders/{no2}"))
+        .await
+        .body
+        .contains("物流显示已签收"));
+    // Asked again and left unanswered: approved automatically after the window, once.
+    request_refund(
+        &b2,
+        &no2,
+        &[("kind", "refund_only"), ("reason", "not_received")],
+        &[],
+    )
+    .await
+    .assert_status(303);
+    let now = chrono::Utc::now().naive_utc();
+    let c = &mut app.conn();
+    assert_eq!(
+        haodian::orders::refunds::auto_approve(c, now + chrono::Duration::hours(47), 100).unwrap(),
+        0
+    );
+    assert_eq!(
+        haodian::orders::refunds::auto_approve(c, now + chrono::Duration::hours(49), 100).unwrap(),
+        1
+    );
+    assert_eq!(
+        haodian::orders::refunds::auto_approve(c, now + chrono::Duration::hours(50), 100).unwrap(),
+        0
+    );
+    assert_eq!(refunded_fen(&app, &no2), 10000);
+    assert_eq!(status_of(&app, &no2), "closed");
+    assert!(b2
+        .get(&format!("/orders/{no2}"))
+        .await
+        .body
+        .contains("系统已自动同意"));
+    // The merchant's list shows them all.
+    let list = m.get("/merchant/refunds").await;
+    assert!(list.body.contains(&no) && list.body.contains(&no2));
+    assert!(!m
+        .get("/merchant/refunds?status=requested")
+        .await
+        .body
+        .contains(&no2));
+}

@@ -54,6 +54,10 @@ const POST_ROUTES: &[(&str, &str)] = &[
     ("/orders/2611300000000001/cancel", "reason=other"),
     ("/orders/2611300000000001/confirm", ""),
     ("/merchant/orders/2611300000000001/ship", "carrier=sf&tracking_no=SF1234567890"),
+    ("/orders/2611300000000001/refund/return", "return_tracking_no=SF1234567890"),
+    ("/merchant/refunds/1/approve", "return_address=somewhere+far"),
+    ("/merchant/refunds/1/reject", "reject_reason=because"),
+    ("/merchant/refunds/1/received", "restock=1"),
 ];
 
 #[tokio::test]
