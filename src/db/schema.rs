@@ -437,6 +437,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    complaints (id) {
+        id -> BigInt,
+        shop_id -> BigInt,
+        buyer_id -> BigInt,
+        order_id -> Nullable<BigInt>,
+        reason -> Text,
+        body -> Text,
+        evidence_media_ids -> Text,
+        merchant_reply -> Text,
+        status -> Text,
+        merchant_at_fault -> Nullable<Bool>,
+        ruling_note -> Text,
+        ruled_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        replied_at -> Nullable<Timestamp>,
+        ruled_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
@@ -462,6 +482,7 @@ diesel::joinable!(order_lines -> skus (sku_id));
 diesel::joinable!(order_events -> orders (order_id));
 diesel::joinable!(payments -> orders (order_id));
 diesel::joinable!(refunds -> orders (order_id));
+diesel::joinable!(complaints -> shops (shop_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -497,4 +518,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     payments,
     payment_events,
     refunds,
+    complaints,
 );

@@ -2,6 +2,7 @@
 //! through a provider trait (a simulated provider built in), shipping, confirmation, and the
 //! jobs that cancel unpaid and confirm delivered orders.
 
+pub mod complaints;
 pub mod model;
 pub mod payment;
 pub mod refunds;

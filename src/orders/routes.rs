@@ -6,6 +6,7 @@ use actix_web::{get, post, web as aw, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use super::complaints::{self, ComplaintRow};
 use super::model::{Address, OrderStatus};
 use super::payment::{self, PaymentProvider, Simulated};
 use super::refunds::{self, RefundRequest, RefundRow};
@@ -13,7 +14,7 @@ use super::service::{
     self, AddressForm, Cart, CheckoutForm, EventResult, Intent, MerchantFilter, OrderDetail,
     OrderSummary, ShipForm,
 };
-use crate::accounts::Viewer;
+use crate::accounts::{Role, Viewer};
 use crate::error::{AppError, FieldErrors};
 use crate::web::{self, CsrfForm, CsrfMultipart, FlashLevel, PageCtx, PageQuery, Paginated, State};
 
@@ -46,7 +47,13 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(merchant_refunds)
         .service(refund_approve)
         .service(refund_reject)
-        .service(refund_received);
+        .service(refund_received)
+        .service(complaint_page)
+        .service(complaint_submit)
+        .service(merchant_complaints)
+        .service(complaint_reply)
+        .service(admin_complaints)
+        .service(complaint_rule);
 }
 
 /// Template helpers shared by the order pages.
@@ -676,6 +683,9 @@ impl OrderPage {
             || o.is(OrderStatus::Completed);
         state_ok && o.total_fen > o.refunded_fen && !self.d.refunds.iter().any(|r| r.is_open())
     }
+    fn has_open_complaint(&self) -> bool {
+        self.d.complaints.iter().any(|c| c.is_open())
+    }
 }
 
 #[get("/orders/{no}")]
@@ -878,6 +888,26 @@ async fn merchant_ship(
 
 // ---------- after-sale ----------
 
+/// The images posted in a form's `photos` field, checked by content and size (problems go to
+/// `errors`).
+fn photos_of(form: &CsrfMultipart, errors: &mut FieldErrors) -> Vec<(String, Vec<u8>)> {
+    let mut photos = Vec::new();
+    for f in form
+        .files
+        .iter()
+        .filter(|f| f.field == "photos" && !f.bytes.is_empty())
+    {
+        match crate::accounts::service::sniff_image(&f.bytes) {
+            Some(_) if f.bytes.len() > refunds::MAX_PHOTO_BYTES => {
+                errors.add("photos", "refund_photo_size")
+            }
+            Some(ct) => photos.push((ct.to_string(), f.bytes.clone())),
+            None => errors.add("photos", "refund_photo_type"),
+        }
+    }
+    photos
+}
+
 #[derive(Template)]
 #[template(path = "orders/refund.html")]
 struct RefundPage {
@@ -960,20 +990,7 @@ async fn refund_submit(
     let me = viewer.require_user()?.clone();
     let no = path.into_inner();
     let mut errors = FieldErrors::new();
-    let mut photos = Vec::new();
-    for f in form
-        .files
-        .iter()
-        .filter(|f| f.field == "photos" && !f.bytes.is_empty())
-    {
-        match crate::accounts::service::sniff_image(&f.bytes) {
-            Some(_) if f.bytes.len() > refunds::MAX_PHOTO_BYTES => {
-                errors.add("photos", "refund_photo_size")
-            }
-            Some(ct) => photos.push((ct.to_string(), f.bytes.clone())),
-            None => errors.add("photos", "refund_photo_type"),
-        }
-    }
+    let photos = photos_of(&form, &mut errors);
     let req = RefundRequest {
         kind: form.field("kind").unwrap_or_default().to_string(),
         reason: form.field("reason").unwrap_or_default().to_string(),
@@ -1199,4 +1216,225 @@ async fn refund_received(
     })
     .await?;
     Ok(back_to(&form.order_no, "refund.done"))
+}
+
+// ---------- complaints ----------
+
+#[derive(Template)]
+#[template(path = "orders/complaint.html")]
+struct ComplaintPage {
+    ctx: PageCtx,
+    d: OrderDetail,
+    reasons: [&'static str; 6],
+    reason: String,
+    body: String,
+    errors: FieldErrors,
+}
+
+async fn render_complaint(
+    state: &State,
+    ctx: PageCtx,
+    viewer: &Viewer,
+    no: String,
+    status: StatusCode,
+    (reason, body): (String, String),
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let d = web::db(state, move |c, _| service::buyer_order(c, &me, &no)).await?;
+    web::render_status(
+        status,
+        &ComplaintPage {
+            ctx,
+            d,
+            reasons: complaints::REASONS,
+            reason,
+            body,
+            errors,
+        },
+    )
+}
+
+#[get("/orders/{no}/complaint")]
+async fn complaint_page(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let typed = (String::new(), String::new());
+    let no = path.into_inner();
+    render_complaint(
+        &state,
+        ctx,
+        &viewer,
+        no,
+        StatusCode::OK,
+        typed,
+        FieldErrors::new(),
+    )
+    .await
+}
+
+#[post("/orders/{no}/complaint")]
+async fn complaint_submit(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<String>,
+    form: CsrfMultipart,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let no = path.into_inner();
+    let mut errors = FieldErrors::new();
+    let photos = photos_of(&form, &mut errors);
+    let reason = form.field("reason").unwrap_or_default().to_string();
+    let body = form.field("body").unwrap_or_default().to_string();
+    let result = if errors.is_empty() {
+        let (n, r, b, now) = (no.clone(), reason.clone(), body.clone(), state.clock.now());
+        web::db(&state, move |c, _| {
+            complaints::file(c, &me, &n, &r, &b, &photos, now)
+        })
+        .await
+        .map(|_| ())
+    } else {
+        Err(AppError::Invalid(errors))
+    };
+    match result {
+        Ok(()) => Ok(web::redirect_flash(
+            &format!("/orders/{no}"),
+            FlashLevel::Success,
+            "complaint.filed",
+        )),
+        Err(AppError::Invalid(errors)) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            render_complaint(&state, ctx, &viewer, no, status, (reason, body), errors).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "orders/complaints.html")]
+struct ComplaintsPage {
+    ctx: PageCtx,
+    list: Paginated<ComplaintRow>,
+    /// The moderators' queue (with ruling forms) rather than the shop's list.
+    moderator: bool,
+    ruled: bool,
+}
+
+impl ComplaintsPage {
+    fn page_link(&self, n: i64) -> String {
+        if self.moderator {
+            format!("/admin/complaints?ruled={}&page={n}", u8::from(self.ruled))
+        } else {
+            format!("/merchant/complaints?page={n}")
+        }
+    }
+    fn reason_name(&self, r: &str) -> String {
+        self.ctx.t(&format!("complaint.reason.{r}")).into_owned()
+    }
+}
+
+#[get("/merchant/complaints")]
+async fn merchant_complaints(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let page = q.into_inner();
+    let list = web::db(&state, move |c, _| complaints::shop_list(c, &me, page)).await?;
+    web::render(&ComplaintsPage {
+        ctx,
+        list,
+        moderator: false,
+        ruled: false,
+    })
+}
+
+#[derive(Deserialize)]
+struct ReplyForm {
+    #[serde(default)]
+    reply: String,
+}
+
+#[post("/merchant/complaints/{id}/reply")]
+async fn complaint_reply(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(form): CsrfForm<ReplyForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (id, now) = (path.into_inner(), state.clock.now());
+    web::db(&state, move |c, _| {
+        complaints::reply(c, &me, id, &form.reply, now)
+    })
+    .await?;
+    Ok(web::redirect_flash(
+        "/merchant/complaints",
+        FlashLevel::Success,
+        "complaint.replied_flash",
+    ))
+}
+
+#[derive(Deserialize)]
+struct QueueQuery {
+    ruled: Option<u8>,
+    page: Option<i64>,
+}
+
+#[get("/admin/complaints")]
+async fn admin_complaints(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<QueueQuery>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Moderator)?.clone();
+    let ruled = q.ruled == Some(1);
+    let page = PageQuery { page: q.page };
+    let list = web::db(&state, move |c, _| complaints::queue(c, &me, !ruled, page)).await?;
+    web::render(&ComplaintsPage {
+        ctx,
+        list,
+        moderator: true,
+        ruled,
+    })
+}
+
+#[derive(Deserialize)]
+struct RuleForm {
+    #[serde(default)]
+    verdict: String,
+    #[serde(default)]
+    note: String,
+}
+
+#[post("/admin/complaints/{id}/rule")]
+async fn complaint_rule(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(form): CsrfForm<RuleForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Moderator)?.clone();
+    let at_fault = match form.verdict.as_str() {
+        "at_fault" => true,
+        "not_at_fault" => false,
+        _ => return Err(AppError::field("verdict", "complaint_verdict")),
+    };
+    let (id, now) = (path.into_inner(), state.clock.now());
+    web::db(&state, move |c, _| {
+        complaints::rule(c, &me, id, at_fault, &form.note, now)
+    })
+    .await?;
+    Ok(web::redirect_flash(
+        "/admin/complaints",
+        FlashLevel::Success,
+        "complaint.ruled_flash",
+    ))
 }

@@ -792,6 +792,8 @@ pub struct OrderDetail {
     pub order: Order,
     /// Refund requests, newest first.
     pub refunds: Vec<super::refunds::Refund>,
+    /// Complaints filed about the order, newest first.
+    pub complaints: Vec<super::complaints::Complaint>,
     pub shop_name: String,
     pub shop_slug: String,
     pub buyer_handle: String,
@@ -819,8 +821,10 @@ fn detail(c: &mut DbConn, order: Order) -> Result<OrderDetail, AppError> {
         .select(OrderEvent::as_select())
         .load(c)?;
     let refunds = super::refunds::of_order(c, order.id)?;
+    let complaints = super::complaints::of_order(c, order.id)?;
     Ok(OrderDetail {
         refunds,
+        complaints,
         order,
         shop_name,
         shop_slug,

@@ -91,6 +91,11 @@ async fn admin_dashboard(ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, A
         vec![
             ("tile.review", "tile.review_body", "/admin/review"),
             (
+                "complaint.queue_title",
+                "tile.complaints_body",
+                "/admin/complaints",
+            ),
+            (
                 "tile.products_admin",
                 "tile.products_admin_body",
                 "/admin/products",

@@ -67,6 +67,7 @@ fn quoted_keys(text: &str) -> Vec<String> {
         "order.",
         "carrier.",
         "refund.",
+        "complaint.",
     ];
     text.split('"')
         .skip(1)

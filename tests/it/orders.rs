@@ -1321,3 +1321,165 @@ async fn returns_rejections_and_unanswered_requests() {
         .body
         .contains(&no2));
 }
+
+#[tokio::test]
+async fn complaints_reach_the_shop_and_the_moderators_who_rule_once_with_an_audit_row() {
+    use haodian::db::schema::{audit_log, complaints};
+    let app = spawn_app();
+    let m = merchant(&app, "cp_shop").await;
+    let rival = merchant(&app, "cp_rival").await;
+    let sku = product(&app, &m, "蓝牙耳机（2026 新款）", "", "199", 5).await[0];
+    let (b, no) = paid_order(&app, "cpb", sku, 1).await;
+    let page = format!("/orders/{no}/complaint");
+    let r = submit_multipart(
+        &b,
+        &page,
+        &page,
+        &[("reason", "late_shipping"), ("body", "短")],
+        &[],
+    )
+    .await;
+    r.assert_status(422);
+    assert!(r.body.contains("10–1000"));
+    let stranger = buyers(&app, "cpx", 1).await.remove(0);
+    submit_multipart(
+        &stranger,
+        "/orders",
+        &page,
+        &[
+            ("reason", "late_shipping"),
+            ("body", "别人的订单也想投诉一下看看"),
+        ],
+        &[],
+    )
+    .await
+    .assert_status(404);
+    submit_multipart(
+        &b,
+        &page,
+        &page,
+        &[
+            ("reason", "late_shipping"),
+            ("body", "付款三天了还没有发货，客服也不回复"),
+        ],
+        &[("photos", crate::flows::PNG)],
+    )
+    .await
+    .assert_status(303);
+    submit_multipart(
+        &b,
+        &page,
+        &page,
+        &[("reason", "other"), ("body", "再投诉一次看看会不会重复")],
+        &[],
+    )
+    .await
+    .assert_status(409);
+    let id: i64 = complaints::table
+        .select(complaints::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    // The shop sees it and answers once; another shop does not see it.
+    assert!(m
+        .get("/merchant/complaints")
+        .await
+        .body
+        .contains("客服也不回复"));
+    assert!(!rival
+        .get("/merchant/complaints")
+        .await
+        .body
+        .contains("客服也不回复"));
+    rival
+        .submit(
+            "/merchant/complaints",
+            &format!("/merchant/complaints/{id}/reply"),
+            &[("reply", "不是我们的")],
+        )
+        .await
+        .assert_status(404);
+    m.submit(
+        "/merchant/complaints",
+        &format!("/merchant/complaints/{id}/reply"),
+        &[("reply", "仓库缺货，今天发出")],
+    )
+    .await
+    .assert_status(303);
+    m.submit(
+        "/merchant/complaints",
+        &format!("/merchant/complaints/{id}/reply"),
+        &[("reply", "再回复一次")],
+    )
+    .await
+    .assert_status(409);
+    // Buyers and merchants can not rule; moderators see both sides and rule once.
+    b.get("/admin/complaints").await.assert_status(403);
+    b.submit(
+        "/orders",
+        &format!("/admin/complaints/{id}/rule"),
+        &[("verdict", "not_at_fault"), ("note", "我自己判")],
+    )
+    .await
+    .assert_status(403);
+    let moderator = app.logged_in("cp_mod", Role::Moderator).await;
+    let queue = moderator.get("/admin/complaints").await;
+    assert!(
+        queue.body.contains("客服也不回复")
+            && queue.body.contains("仓库缺货")
+            && queue.body.contains("/media/")
+    );
+    moderator
+        .submit(
+            "/admin/complaints",
+            &format!("/admin/complaints/{id}/rule"),
+            &[("verdict", "maybe"), ("note", "说明说明")],
+        )
+        .await
+        .assert_status(422);
+    let audits_before: i64 = audit_log::table
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    moderator
+        .submit(
+            "/admin/complaints",
+            &format!("/admin/complaints/{id}/rule"),
+            &[("verdict", "at_fault"), ("note", "超过 48 小时未发货")],
+        )
+        .await
+        .assert_status(303);
+    moderator
+        .submit(
+            "/admin/complaints?ruled=1",
+            &format!("/admin/complaints/{id}/rule"),
+            &[("verdict", "not_at_fault"), ("note", "改判一下")],
+        )
+        .await
+        .assert_status(409);
+    let audits: Vec<(String, Option<i64>)> = audit_log::table
+        .order(audit_log::id)
+        .select((audit_log::action, audit_log::shop_id))
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(audits.len() as i64, audits_before + 1, "one audit row");
+    let (action, shop) = audits.last().unwrap().clone();
+    assert_eq!(action, "complaint.at_fault");
+    assert!(shop.is_some());
+    let fault: Option<bool> = complaints::table
+        .select(complaints::merchant_at_fault)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(fault, Some(true));
+    for who in ["cp_shop@example.com", "cpb0@example.com"] {
+        let (subject, body) = app.last_mail(who).unwrap();
+        assert!(
+            subject.contains(&format!("#{id}")) && body.contains("商家有责"),
+            "{who}"
+        );
+    }
+    assert!(b
+        .get(&format!("/orders/{no}"))
+        .await
+        .body
+        .contains("超过 48 小时未发货"));
+}

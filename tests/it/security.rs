@@ -58,6 +58,8 @@ const POST_ROUTES: &[(&str, &str)] = &[
     ("/merchant/refunds/1/approve", "return_address=somewhere+far"),
     ("/merchant/refunds/1/reject", "reject_reason=because"),
     ("/merchant/refunds/1/received", "restock=1"),
+    ("/merchant/complaints/1/reply", "reply=whatever+it+is"),
+    ("/admin/complaints/1/rule", "verdict=at_fault&note=because+so"),
 ];
 
 #[tokio::test]
@@ -235,6 +237,15 @@ async fn role_guards_for_every_route() {
         ("/creator", [303, 403, 403, 200, 403, 403]),
         ("/admin", [303, 403, 403, 403, 200, 200]),
         ("/admin/users", [303, 403, 403, 403, 403, 200]),
+        ("/admin/complaints", [303, 403, 403, 403, 200, 200]),
+        ("/cart", [200, 200, 200, 200, 200, 200]),
+        ("/checkout", [303, 200, 200, 200, 200, 200]),
+        ("/addresses", [303, 200, 200, 200, 200, 200]),
+        ("/orders", [303, 200, 200, 200, 200, 200]),
+        ("/orders/2611300000000001", [303, 404, 404, 404, 404, 404]),
+        ("/merchant/orders", [303, 403, 403, 403, 403, 403]),
+        ("/merchant/refunds", [303, 403, 403, 403, 403, 403]),
+        ("/merchant/complaints", [303, 403, 403, 403, 403, 403]),
         ("/no-such-page", [404, 404, 404, 404, 404, 404]),
     ];
     let clients = [&anon, &buyer, &merchant, &creator, &moderator, &admin];
