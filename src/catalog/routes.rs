@@ -157,9 +157,12 @@ async fn csv_export(state: State, viewer: Viewer) -> Result<HttpResponse, AppErr
 
 #[derive(Template)]
 #[template(path = "catalog/import_errors.html")]
-struct ImportErrors {
-    ctx: PageCtx,
-    errors: Vec<service::CsvError>,
+pub struct ImportErrors {
+    pub ctx: PageCtx,
+    pub errors: Vec<service::CsvError>,
+    /// Where the page leads back to, and that page's title key.
+    pub back: &'static str,
+    pub back_label: &'static str,
 }
 
 #[post("/merchant/products/skus.csv")]
@@ -190,7 +193,12 @@ async fn csv_import(
         )),
         Err(errors) => web::render_status(
             StatusCode::UNPROCESSABLE_ENTITY,
-            &ImportErrors { ctx, errors },
+            &ImportErrors {
+                ctx,
+                errors,
+                back: "/merchant/products",
+                back_label: "product.list_title",
+            },
         ),
     }
 }

@@ -1107,7 +1107,7 @@ pub fn change_image(
 pub const CSV_MAX_ROWS: usize = 5000;
 
 /// Guards spreadsheet apps against formulas hidden in text cells.
-fn csv_safe(s: &str) -> String {
+pub fn csv_safe(s: &str) -> String {
     if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {

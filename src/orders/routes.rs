@@ -38,7 +38,10 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(order_page)
         .service(order_cancel)
         .service(order_confirm)
+        .service(merchant_overview)
         .service(merchant_orders)
+        .service(orders_csv)
+        .service(ship_csv)
         .service(merchant_order)
         .service(merchant_ship)
         .service(refund_page)
@@ -774,16 +777,23 @@ impl OrderText for MerchantOrdersPage {
 }
 
 impl MerchantOrdersPage {
-    fn page_link(&self, n: i64) -> String {
+    fn query(&self) -> String {
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         format!(
-            "/merchant/orders?status={}&from={}&to={}&order_no={}&buyer={}&page={n}",
+            "status={}&from={}&to={}&order_no={}&buyer={}",
             enc(&self.f.status),
             enc(&self.f.from),
             enc(&self.f.to),
             enc(&self.f.order_no),
             enc(&self.f.buyer)
         )
+    }
+    fn page_link(&self, n: i64) -> String {
+        format!("/merchant/orders?{}&page={n}", self.query())
+    }
+    /// The export of exactly what the filters show.
+    fn csv_link(&self) -> String {
+        format!("/merchant/orders.csv?{}", self.query())
     }
 }
 
@@ -1437,4 +1447,116 @@ async fn complaint_rule(
         FlashLevel::Success,
         "complaint.ruled_flash",
     ))
+}
+
+// ---------- merchant overview ----------
+
+#[derive(Template)]
+#[template(path = "orders/overview.html")]
+struct OverviewPage {
+    ctx: PageCtx,
+    o: service::Overview,
+    chart: String,
+}
+
+#[get("/merchant/overview")]
+async fn merchant_overview(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (now, tz) = (state.clock.now(), state.settings.tz);
+    let o = web::db(&state, move |c, _| service::overview(c, &me, now, tz)).await?;
+    let series: Vec<(String, i64)> = o
+        .daily
+        .iter()
+        .map(|(d, v)| (d.format("%m-%d").to_string(), *v))
+        .collect();
+    let chart = web::chart::bars(&ctx.t("overview.chart"), &series, crate::i18n::money);
+    web::render(&OverviewPage { ctx, o, chart })
+}
+
+// ---------- order CSV ----------
+
+/// Orders exported per database round trip.
+const CSV_CHUNK: i64 = 1000;
+
+/// The filtered orders as CSV, streamed chunk by chunk (memory stays flat for any number).
+#[get("/merchant/orders.csv")]
+async fn orders_csv(
+    state: State,
+    viewer: Viewer,
+    q: aw::Query<MerchantFilter>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let shop = web::db(&state, move |c, _| service::export_shop(c, &me)).await?;
+    let f = std::sync::Arc::new(q.into_inner());
+    let tz = state.settings.tz;
+    let name = format!("orders-{}.csv", state.clock.now().format("%Y%m%d-%H%M%S"));
+    let first = futures_util::stream::once(async {
+        Ok::<_, actix_web::Error>(actix_web::web::Bytes::from(service::csv_header()))
+    });
+    // State: Some(cursor) while there may be more; None when done.
+    let rest = futures_util::stream::unfold(Some(None::<i64>), move |cursor| {
+        let (state, f) = (state.clone(), f.clone());
+        async move {
+            let before = cursor?;
+            let r = web::db(&state, move |c, _| {
+                service::csv_chunk(c, shop, &f, before, CSV_CHUNK, tz)
+            })
+            .await;
+            match r {
+                Ok((bytes, next)) => Some((Ok(actix_web::web::Bytes::from(bytes)), next.map(Some))),
+                Err(e) => {
+                    tracing::error!(error = %e, "order export failed");
+                    Some((
+                        Err(actix_web::error::ErrorInternalServerError("export failed")),
+                        None,
+                    ))
+                }
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .streaming(futures_util::StreamExt::chain(first, rest)))
+}
+
+#[post("/merchant/orders/ship.csv")]
+async fn ship_csv(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    mp: CsrfMultipart,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let Some(file) = mp.file("file").map(|f| f.bytes.clone()) else {
+        return Ok(web::redirect_flash(
+            "/merchant/orders",
+            FlashLevel::Error,
+            "csv.no_file",
+        ));
+    };
+    let now = state.clock.now();
+    match web::db(&state, move |c, _| service::ship_csv(c, &me, &file, now)).await? {
+        Ok(_) => Ok(web::redirect_flash(
+            "/merchant/orders",
+            FlashLevel::Success,
+            "order.batch_shipped",
+        )),
+        Err(errors) => web::render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &crate::catalog::routes::ImportErrors {
+                ctx,
+                errors,
+                back: "/merchant/orders",
+                back_label: "order.merchant_title",
+            },
+        ),
+    }
 }

@@ -624,27 +624,40 @@ pub fn checkout(
         }
         for (shop_id, lines) in &per_shop {
             let items: i64 = lines.iter().map(|l| l.amount()).sum();
-            let no = order_no(now);
-            diesel::insert_into(orders::table)
-                .values((
-                    orders::order_no.eq(&no),
-                    orders::checkout_id.eq(checkout_id),
-                    orders::buyer_id.eq(me.id),
-                    orders::shop_id.eq(shop_id),
-                    orders::status.eq(OrderStatus::PendingPayment.as_str()),
-                    orders::items_fen.eq(items),
-                    orders::shipping_fen.eq(0i64),
-                    orders::total_fen.eq(items),
-                    orders::recipient.eq(&addr.recipient),
-                    orders::phone.eq(&addr.phone),
-                    orders::region.eq(&region),
-                    orders::address_detail.eq(&addr.detail),
-                    orders::buyer_note.eq(&note),
-                    orders::created_at.eq(now),
-                    orders::pay_deadline.eq(deadline),
-                    orders::updated_at.eq(now),
-                ))
-                .execute(c)?;
+            // Order numbers are random (they reveal no volumes); a rare clash with an
+            // existing number is retried inside a savepoint, which keeps the checkout's
+            // transaction usable on PostgreSQL.
+            let mut attempt = 0;
+            let no = loop {
+                let no = order_no(now);
+                let inserted = write_tx(c, |c| {
+                    diesel::insert_into(orders::table)
+                        .values((
+                            orders::order_no.eq(&no),
+                            orders::checkout_id.eq(checkout_id),
+                            orders::buyer_id.eq(me.id),
+                            orders::shop_id.eq(shop_id),
+                            orders::status.eq(OrderStatus::PendingPayment.as_str()),
+                            orders::items_fen.eq(items),
+                            orders::shipping_fen.eq(0i64),
+                            orders::total_fen.eq(items),
+                            orders::recipient.eq(&addr.recipient),
+                            orders::phone.eq(&addr.phone),
+                            orders::region.eq(&region),
+                            orders::address_detail.eq(&addr.detail),
+                            orders::buyer_note.eq(&note),
+                            orders::created_at.eq(now),
+                            orders::pay_deadline.eq(deadline),
+                            orders::updated_at.eq(now),
+                        ))
+                        .execute(c)
+                });
+                match inserted {
+                    Ok(_) => break no,
+                    Err(e) if crate::db::is_unique_violation(&e) && attempt < 5 => attempt += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            };
             let order_id: i64 = orders::table
                 .filter(orders::order_no.eq(&no))
                 .select(orders::id)
@@ -898,6 +911,38 @@ fn parse_day(s: &str) -> Option<NaiveDateTime> {
         .and_then(|d| d.and_hms_opt(0, 0, 0))
 }
 
+type Filtered = diesel::dsl::IntoBoxed<
+    'static,
+    diesel::dsl::InnerJoin<orders::table, users::table>,
+    crate::db::MultiBackend,
+>;
+
+/// A shop's orders (joined with their buyers) narrowed by the filter.
+fn filtered(shop_id: i64, f: &MerchantFilter) -> Filtered {
+    let mut q = orders::table
+        .inner_join(users::table)
+        .filter(orders::shop_id.eq(shop_id))
+        .into_boxed();
+    if let Some(s) = OrderStatus::parse(&f.status) {
+        q = q.filter(orders::status.eq(s.as_str()));
+    }
+    if let Some(d) = parse_day(&f.from) {
+        q = q.filter(orders::created_at.ge(d));
+    }
+    if let Some(d) = parse_day(&f.to) {
+        q = q.filter(orders::created_at.lt(d + Duration::days(1)));
+    }
+    let no = f.order_no.trim();
+    if !no.is_empty() {
+        q = q.filter(orders::order_no.like(like_pattern(no)).escape('\\'));
+    }
+    let buyer = f.buyer.trim().trim_start_matches('@').to_lowercase();
+    if !buyer.is_empty() {
+        q = q.filter(users::handle.eq(buyer));
+    }
+    q
+}
+
 /// The merchant's orders with filters (status, date range, order number, buyer handle).
 pub fn merchant_orders(
     conn: &mut DbConn,
@@ -905,36 +950,9 @@ pub fn merchant_orders(
     f: &MerchantFilter,
 ) -> Result<Paginated<OrderSummary>, AppError> {
     let m = require_shop_role(conn, me, ShopRole::CustomerService)?;
-    let status = OrderStatus::parse(&f.status);
-    let from = parse_day(&f.from);
-    let to = parse_day(&f.to).map(|d| d + Duration::days(1));
-    let no = f.order_no.trim().to_string();
-    let buyer = f.buyer.trim().trim_start_matches('@').to_lowercase();
     let page = PageQuery { page: f.page };
-    let filtered = || {
-        let mut q = orders::table
-            .inner_join(users::table)
-            .filter(orders::shop_id.eq(m.shop.id))
-            .into_boxed();
-        if let Some(s) = status {
-            q = q.filter(orders::status.eq(s.as_str()));
-        }
-        if let Some(d) = from {
-            q = q.filter(orders::created_at.ge(d));
-        }
-        if let Some(d) = to {
-            q = q.filter(orders::created_at.lt(d));
-        }
-        if !no.is_empty() {
-            q = q.filter(orders::order_no.like(like_pattern(&no)).escape('\\'));
-        }
-        if !buyer.is_empty() {
-            q = q.filter(users::handle.eq(buyer.clone()));
-        }
-        q
-    };
-    let total: i64 = filtered().count().get_result(conn)?;
-    let rows: Vec<(Order, String)> = filtered()
+    let total: i64 = filtered(m.shop.id, f).count().get_result(conn)?;
+    let rows: Vec<(Order, String)> = filtered(m.shop.id, f)
         .order(orders::id.desc())
         .limit(PER_PAGE)
         .offset(page.offset(PER_PAGE))
@@ -945,6 +963,321 @@ pub fn merchant_orders(
         page: page.number(),
         per_page: PER_PAGE,
         total,
+    })
+}
+
+// ---------- order CSV ----------
+
+/// The shop whose orders the caller may export (customer service or owner).
+pub fn export_shop(conn: &mut DbConn, me: &SessionUser) -> Result<i64, AppError> {
+    Ok(require_shop_role(conn, me, ShopRole::CustomerService)?
+        .shop
+        .id)
+}
+
+pub const CSV_HEADER: [&str; 15] = [
+    "order_no",
+    "created_at",
+    "status",
+    "buyer",
+    "recipient",
+    "phone",
+    "region",
+    "address",
+    "items",
+    "total",
+    "refunded",
+    "carrier",
+    "tracking_no",
+    "paid_at",
+    "shipped_at",
+];
+
+/// The CSV header line (with a BOM so spreadsheet apps read UTF-8).
+pub fn csv_header() -> Vec<u8> {
+    let mut out = b"\xEF\xBB\xBF".to_vec();
+    out.extend_from_slice(CSV_HEADER.join(",").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// One chunk of the export: up to `limit` orders older than `before` (by id, newest first),
+/// as CSV lines, and the id to continue from (None when this was the last chunk). Runs one
+/// query for the orders and one for their lines, so memory stays bounded by the chunk.
+pub fn csv_chunk(
+    conn: &mut DbConn,
+    shop_id: i64,
+    f: &MerchantFilter,
+    before: Option<i64>,
+    limit: i64,
+    tz: chrono_tz::Tz,
+) -> Result<(Vec<u8>, Option<i64>), AppError> {
+    use chrono::TimeZone;
+    let mut q = filtered(shop_id, f);
+    if let Some(b) = before {
+        q = q.filter(orders::id.lt(b));
+    }
+    let rows: Vec<(Order, String)> = q
+        .order(orders::id.desc())
+        .limit(limit)
+        .select((Order::as_select(), users::handle))
+        .load(conn)?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|(o, _)| o.id))
+        .flatten();
+    let time = |t: Option<NaiveDateTime>| {
+        t.map(|t| {
+            tz.from_utc_datetime(&t)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_default()
+    };
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    for s in summaries(conn, rows)? {
+        let o = &s.order;
+        let items: Vec<String> = s
+            .lines
+            .iter()
+            .map(|l| {
+                if l.sku_label.is_empty() {
+                    format!("{} x{}", l.title, l.quantity)
+                } else {
+                    format!("{} ({}) x{}", l.title, l.sku_label, l.quantity)
+                }
+            })
+            .collect();
+        let safe = crate::catalog::service::csv_safe;
+        w.write_record([
+            o.order_no.clone(),
+            time(Some(o.created_at)),
+            o.status.clone(),
+            safe(&s.party),
+            safe(&o.recipient),
+            o.phone.clone(),
+            safe(&o.region),
+            safe(&o.address_detail),
+            safe(&items.join("; ")),
+            crate::catalog::model::yuan(o.total_fen),
+            crate::catalog::model::yuan(o.refunded_fen),
+            o.carrier.clone().unwrap_or_default(),
+            o.tracking_no.clone().unwrap_or_default(),
+            time(o.paid_at),
+            time(o.shipped_at),
+        ])
+        .map_err(AppError::internal)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| AppError::internal(e.to_string()))?;
+    Ok((bytes, next))
+}
+
+/// Ships many paid orders from a CSV (columns by header: order_no, carrier, tracking_no).
+/// Every row is checked first; when any is bad, all problems come back with their line
+/// numbers and nothing is shipped. Otherwise all ship in one transaction.
+pub fn ship_csv(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    data: &[u8],
+    now: NaiveDateTime,
+) -> Result<Result<usize, Vec<crate::catalog::service::CsvError>>, AppError> {
+    use crate::catalog::service::CsvError;
+    let m = require_shop_role(conn, me, ShopRole::CustomerService)?;
+    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(data);
+    let bad = |line: u64, message: &'static str, value: &str| CsvError {
+        line,
+        message,
+        value: value.chars().take(60).collect(),
+    };
+    let headers = match rdr.headers() {
+        Ok(h) => h.clone(),
+        Err(_) => return Ok(Err(vec![bad(1, "csv.not_csv", "")])),
+    };
+    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+    let (Some(c_no), Some(c_carrier), Some(c_tracking)) =
+        (col("order_no"), col("carrier"), col("tracking_no"))
+    else {
+        return Ok(Err(vec![bad(
+            1,
+            "csv.missing_ship_columns",
+            &headers.iter().collect::<Vec<_>>().join(","),
+        )]));
+    };
+    let mut errors = Vec::new();
+    let mut ships: Vec<(Order, String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, record) in rdr.records().enumerate() {
+        let line = record
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map(|p| p.line())
+            .unwrap_or(i as u64 + 2);
+        let Ok(r) = record else {
+            errors.push(bad(line, "csv.not_csv", ""));
+            continue;
+        };
+        if r.iter().all(str::is_empty) {
+            continue;
+        }
+        if ships.len() + errors.len() >= crate::catalog::service::CSV_MAX_ROWS {
+            errors.push(bad(line, "csv.too_many_rows", ""));
+            break;
+        }
+        let get = |c: usize| r.get(c).unwrap_or("");
+        let no = get(c_no).trim_start_matches('\'');
+        if !seen.insert(no.to_string()) {
+            errors.push(bad(line, "csv.duplicate_order", no));
+            continue;
+        }
+        let form = ShipForm {
+            carrier: get(c_carrier).to_string(),
+            tracking_no: get(c_tracking).to_string(),
+        };
+        let (carrier, tracking) = match check_ship(&form) {
+            Ok(v) => v,
+            Err(AppError::Invalid(f)) if f.first("carrier").is_some() => {
+                errors.push(bad(line, "validation.carrier_unknown", &form.carrier));
+                continue;
+            }
+            Err(_) => {
+                errors.push(bad(line, "validation.tracking_format", &form.tracking_no));
+                continue;
+            }
+        };
+        match shop_order(conn, m.shop.id, no) {
+            Ok(o) if o.is(OrderStatus::Paid) => ships.push((o, carrier, tracking)),
+            Ok(_) => errors.push(bad(line, "order.conflict.ship", no)),
+            Err(AppError::NotFound) => errors.push(bad(line, "csv.unknown_order", no)),
+            Err(e) => return Err(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    if ships.is_empty() {
+        return Ok(Err(vec![bad(1, "csv.empty", "")]));
+    }
+    let n = ships.len();
+    // All or nothing: a row that changed meanwhile (shipped, refund opened) rolls back all.
+    let shipped = write_tx(conn, |c| {
+        for (o, carrier, tracking) in &ships {
+            ship_order(c, o, carrier, tracking, Some(me.id), now)?;
+        }
+        Ok::<_, AppError>(())
+    });
+    match shipped {
+        Ok(()) => Ok(Ok(n)),
+        Err(AppError::Conflict(k)) => Ok(Err(vec![bad(1, k, "")])),
+        Err(e) => Err(e),
+    }
+}
+
+// ---------- merchant overview ----------
+
+/// A shop's numbers for its dashboard: paid GMV and orders today and over 30 days (platform
+/// days), refunds paid back over 30 days, orders waiting to ship, open refund requests, and the
+/// daily paid GMV of the last 30 days (oldest first).
+#[derive(Debug, Clone, Default)]
+pub struct Overview {
+    pub today_gmv: i64,
+    pub today_orders: i64,
+    pub month_gmv: i64,
+    pub month_orders: i64,
+    pub month_refunds: i64,
+    pub month_refunded: i64,
+    pub to_ship: i64,
+    pub open_refunds: i64,
+    pub daily: Vec<(chrono::NaiveDate, i64)>,
+}
+
+/// Sum and count of orders paid in [from, to).
+fn paid_between(
+    c: &mut DbConn,
+    shop_id: i64,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Result<(i64, i64), AppError> {
+    Ok(orders::table
+        .filter(orders::shop_id.eq(shop_id))
+        .filter(orders::paid_at.ge(from))
+        .filter(orders::paid_at.lt(to))
+        .select((
+            diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "CAST(COALESCE(SUM(total_fen), 0) AS BIGINT)",
+            ),
+            diesel::dsl::count_star(),
+        ))
+        .first(c)?)
+}
+
+pub fn overview(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    now: NaiveDateTime,
+    tz: chrono_tz::Tz,
+) -> Result<Overview, AppError> {
+    use chrono::TimeZone;
+    let m = require_shop_role(conn, me, ShopRole::CustomerService)?;
+    let shop = m.shop.id;
+    let today = tz.from_utc_datetime(&now).date_naive();
+    // The UTC instant a platform day starts.
+    let start_of = |d: chrono::NaiveDate| -> NaiveDateTime {
+        d.and_hms_opt(0, 0, 0)
+            .and_then(|t| tz.from_local_datetime(&t).earliest())
+            .map(|t| t.naive_utc())
+            .unwrap_or(now)
+    };
+    let mut daily = Vec::with_capacity(30);
+    for back in (0..30).rev() {
+        let day = today - Duration::days(back);
+        let (gmv, _) = paid_between(conn, shop, start_of(day), start_of(day + Duration::days(1)))?;
+        daily.push((day, gmv));
+    }
+    let (today_gmv, today_orders) =
+        paid_between(conn, shop, start_of(today), now + Duration::seconds(1))?;
+    let month_start = start_of(today - Duration::days(29));
+    let (month_gmv, month_orders) =
+        paid_between(conn, shop, month_start, now + Duration::seconds(1))?;
+    let (month_refunded, month_refunds): (i64, i64) = refunds::table
+        .filter(refunds::shop_id.eq(shop))
+        .filter(refunds::status.eq("refunded"))
+        .filter(refunds::completed_at.ge(month_start))
+        .select((
+            diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT)",
+            ),
+            diesel::dsl::count_star(),
+        ))
+        .first(conn)?;
+    let to_ship: i64 = orders::table
+        .filter(orders::shop_id.eq(shop))
+        .filter(orders::status.eq(OrderStatus::Paid.as_str()))
+        .count()
+        .get_result(conn)?;
+    let open_refunds: i64 = refunds::table
+        .filter(refunds::shop_id.eq(shop))
+        .filter(refunds::status.eq_any(["requested", "awaiting_return"]))
+        .count()
+        .get_result(conn)?;
+    Ok(Overview {
+        today_gmv,
+        today_orders,
+        month_gmv,
+        month_orders,
+        month_refunds,
+        month_refunded,
+        to_ship,
+        open_refunds,
+        daily,
     })
 }
 

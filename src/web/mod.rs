@@ -2,6 +2,7 @@
 //! headers, request ids and metrics, error pages, pagination, static files.
 
 pub mod assets;
+pub mod chart;
 pub mod csrf;
 pub mod errors;
 pub mod flash;

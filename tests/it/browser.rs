@@ -314,3 +314,280 @@ async fn browser_merchant_lists_a_product_and_a_visitor_sees_it() {
     let _ = b.close().await;
     result.expect("browser flow");
 }
+
+/// The text of the whole page.
+async fn page_text(b: &fantoccini::Client) -> Result<String, fantoccini::error::CmdError> {
+    b.find(Locator::Css("body")).await?.text().await
+}
+
+/// Waits until the element `css` shows exactly `text` (a page load after a form post).
+async fn wait_text(
+    b: &fantoccini::Client,
+    css: &str,
+    text: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(e) = b.find(Locator::Css(css)).await {
+            if e.text().await.is_ok_and(|t| t.trim() == text) {
+                return Ok(());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            let seen = match b.find(Locator::Css(css)).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => "(no such element)".into(),
+            };
+            panic!("{css} never read {text:?}; it reads {seen:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Logs the browser in through the form and waits for the signed-in page.
+async fn browser_login(
+    b: &fantoccini::Client,
+    addr: &str,
+    email: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    b.goto(&format!("{addr}/login")).await?;
+    b.find(Locator::Css("#email"))
+        .await?
+        .send_keys(email)
+        .await?;
+    b.find(Locator::Css("#password"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    b.find(Locator::Css("#login-form button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    b.wait().for_element(Locator::Css("#logout")).await?;
+    Ok(())
+}
+
+/// Logs the browser out with the header's button and waits for the visitor's page.
+async fn browser_logout(b: &fantoccini::Client) -> Result<(), fantoccini::error::CmdError> {
+    b.find(Locator::Css("#logout")).await?.click().await?;
+    b.wait()
+        .for_element(Locator::Css("a[href='/signup']"))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_buyer_orders_pays_and_confirms_after_the_merchant_ships() {
+    use diesel::prelude::*;
+    use haodian::db::schema::skus;
+
+    let app = spawn_app();
+    let m = crate::orders::merchant(&app, "browser_seller").await;
+    let sku_ids =
+        crate::orders::product(&app, &m, "浏览器纯棉T恤", "颜色: 白, 黑", "12.50", 5).await;
+    assert_eq!(sku_ids.len(), 2);
+    let product_id: i64 = skus::table
+        .find(sku_ids[0])
+        .select(skus::product_id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let buyer = app.user("browser_buyer", haodian::accounts::Role::Buyer);
+    let Some((_driver, b)) = browser(&app).await else {
+        return;
+    };
+    let addr = app.addr.clone();
+    let result = async {
+        // The buyer puts one of each colour into the cart from the product page.
+        browser_login(&b, &addr, &buyer).await?;
+        let product_page = format!("{addr}/products/{product_id}");
+        b.goto(&product_page).await?;
+        b.wait().for_element(Locator::Css("#add-to-cart")).await?;
+        let body = page_text(&b).await?;
+        assert!(
+            body.contains("浏览器纯棉T恤") && body.contains("白") && body.contains("黑"),
+            "{body}"
+        );
+        screenshot(&b, "order-product").await;
+        for (i, sku) in sku_ids.iter().enumerate() {
+            if i > 0 {
+                b.back().await?;
+                b.wait().for_element(Locator::Css("#add-to-cart")).await?;
+            }
+            b.find(Locator::Css(&format!("input[name='sku'][value='{sku}']")))
+                .await?
+                .click()
+                .await?;
+            b.find(Locator::Css("#add-to-cart")).await?.click().await?;
+            b.wait().for_element(Locator::Css("#to-checkout")).await?;
+            let body = page_text(&b).await?;
+            assert!(body.contains("已加入购物车"), "{body}");
+        }
+        assert_eq!(b.current_url().await?.path(), "/cart");
+        let body = page_text(&b).await?;
+        assert!(
+            body.contains("浏览器纯棉T恤") && body.contains("白") && body.contains("黑"),
+            "{body}"
+        );
+        for (sku, colour) in sku_ids.iter().zip(["白", "黑"]) {
+            let line = b
+                .find(Locator::Css(&format!("#line-{sku}")))
+                .await?
+                .text()
+                .await?;
+            assert!(
+                line.contains("浏览器纯棉T恤") && line.contains(colour) && line.contains("¥12.50"),
+                "cart line of SKU {sku}: {line}"
+            );
+        }
+        assert_eq!(
+            b.find(Locator::Css("#cart-total")).await?.text().await?,
+            "¥25.00"
+        );
+        screenshot(&b, "order-cart").await;
+
+        // Checkout: no address yet, so one is added on the way.
+        b.find(Locator::Css("#to-checkout")).await?.click().await?;
+        b.wait().for_element(Locator::Css("#add-address")).await?;
+        let body = page_text(&b).await?;
+        assert!(
+            body.contains("确认订单") && body.contains("还没有收货地址"),
+            "{body}"
+        );
+        assert!(
+            b.find(Locator::Css("#place-order"))
+                .await?
+                .attr("disabled")
+                .await?
+                .is_some(),
+            "no address, no order"
+        );
+        b.find(Locator::Css("#add-address")).await?.click().await?;
+        b.wait().for_element(Locator::Css("#save-address")).await?;
+        for (id, value) in [
+            ("#recipient", "张三"),
+            ("#phone", "13812345678"),
+            ("#province", "浙江省"),
+            ("#city", "杭州市"),
+            ("#district", "西湖区"),
+            ("#detail", "文三路 100 号 2 单元 301"),
+        ] {
+            b.find(Locator::Css(id)).await?.send_keys(value).await?;
+        }
+        screenshot(&b, "order-address").await;
+        b.find(Locator::Css("#save-address")).await?.click().await?;
+        b.wait()
+            .for_element(Locator::Css("input[name='address_id']"))
+            .await?;
+        assert_eq!(b.current_url().await?.path(), "/checkout");
+        let body = page_text(&b).await?;
+        assert!(
+            body.contains("地址已保存") && body.contains("张三") && body.contains("文三路"),
+            "{body}"
+        );
+        assert!(body.contains("¥25.00"), "{body}");
+        screenshot(&b, "order-checkout").await;
+
+        // Place the order and pay with the simulated provider.
+        b.find(Locator::Css("#place-order")).await?.click().await?;
+        b.wait().for_element(Locator::Css("#pay-now")).await?;
+        assert!(b.current_url().await?.path().starts_with("/checkout/"));
+        let body = page_text(&b).await?;
+        assert!(
+            body.contains("订单已提交") && body.contains("待付款") && body.contains("¥25.00"),
+            "{body}"
+        );
+        screenshot(&b, "order-placed").await;
+        b.find(Locator::Css("#pay-now")).await?.click().await?;
+        b.wait().for_element(Locator::Css("#sim-pay")).await?;
+        assert!(b.current_url().await?.path().starts_with("/pay/sim/"));
+        assert_eq!(
+            b.find(Locator::Css("#pay-amount")).await?.text().await?,
+            "¥25.00"
+        );
+        screenshot(&b, "order-sim-pay").await;
+        b.find(Locator::Css("#sim-pay")).await?.click().await?;
+        b.wait().for_element(Locator::Css("#order-status")).await?;
+        let path = b.current_url().await?.path().to_string();
+        let order_no = path
+            .strip_prefix("/orders/")
+            .unwrap_or_else(|| panic!("on the order page after paying: {path}"))
+            .to_string();
+        wait_text(&b, "#order-status", "待发货").await?;
+        let body = page_text(&b).await?;
+        assert!(
+            body.contains("支付成功") && body.contains(&order_no) && body.contains("买家已付款"),
+            "{body}"
+        );
+        screenshot(&b, "order-paid").await;
+
+        // The merchant ships it.
+        browser_logout(&b).await?;
+        browser_login(&b, &addr, "browser_seller@example.com").await?;
+        b.goto(&format!("{addr}/merchant/orders/{order_no}"))
+            .await?;
+        b.wait().for_element(Locator::Css("#ship")).await?;
+        wait_text(&b, "#order-status", "待发货").await?;
+        let body = page_text(&b).await?;
+        assert!(
+            body.contains("@browser_buyer") && body.contains("张三"),
+            "{body}"
+        );
+        b.find(Locator::Css("#carrier"))
+            .await?
+            .select_by_label("顺丰速运")
+            .await?;
+        b.find(Locator::Css("#tracking_no"))
+            .await?
+            .send_keys("SF1234567890")
+            .await?;
+        screenshot(&b, "order-ship").await;
+        b.find(Locator::Css("#ship")).await?.click().await?;
+        wait_text(&b, "#order-status", "已发货").await?;
+        let body = page_text(&b).await?;
+        assert!(
+            body.contains("已发货，买家会收到通知") && body.contains("SF1234567890"),
+            "{body}"
+        );
+        assert!(
+            b.find(Locator::Css("#ship")).await.is_err(),
+            "no second shipping form"
+        );
+        screenshot(&b, "order-shipped").await;
+
+        // The buyer confirms receipt.
+        browser_logout(&b).await?;
+        browser_login(&b, &addr, &buyer).await?;
+        b.goto(&format!("{addr}/orders/{order_no}")).await?;
+        b.wait()
+            .for_element(Locator::Css("#confirm-receipt"))
+            .await?;
+        wait_text(&b, "#order-status", "已发货").await?;
+        let body = page_text(&b).await?;
+        assert!(
+            body.contains("顺丰速运") && body.contains("SF1234567890"),
+            "{body}"
+        );
+        b.find(Locator::Css("#confirm-receipt"))
+            .await?
+            .click()
+            .await?;
+        wait_text(&b, "#order-status", "已完成").await?;
+        let body = page_text(&b).await?;
+        assert!(
+            body.contains("已确认收货，交易完成") && body.contains("买家确认收货"),
+            "{body}"
+        );
+        assert!(
+            b.find(Locator::Css("#confirm-receipt")).await.is_err(),
+            "confirmed once"
+        );
+        screenshot(&b, "order-completed").await;
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = b.close().await;
+    result.expect("browser flow");
+    // The stock went down by one of each colour.
+    assert_eq!(crate::orders::stock(&app, sku_ids[0]), 4);
+    assert_eq!(crate::orders::stock(&app, sku_ids[1]), 4);
+}

@@ -68,6 +68,7 @@ fn quoted_keys(text: &str) -> Vec<String> {
         "carrier.",
         "refund.",
         "complaint.",
+        "overview.",
     ];
     text.split('"')
         .skip(1)

@@ -294,6 +294,14 @@ async fn a_buyer_buys_two_skus_and_the_order_goes_from_cart_to_completed() {
     let (subject, body) = app.last_mail("seller_a@example.com").unwrap();
     assert!(subject.contains(&no), "{subject}");
     assert!(body.contains("¥37.50"));
+    // The shop's overview counts it: paid today, waiting to ship, and in the daily chart.
+    let o = m.get("/merchant/overview").await;
+    o.assert_status(200);
+    assert!(o.body.contains("id=\"today-gmv\">¥37.50<"), "today's GMV");
+    assert!(o.body.contains("id=\"month-gmv\">¥37.50<"));
+    assert!(o.body.contains("id=\"to-ship\">1<"));
+    assert!(o.body.contains("<svg") && o.body.contains(": ¥37.50</title>"));
+    b.get("/merchant/overview").await.assert_status(403);
     // Paying again is refused.
     let again = b
         .submit(&format!("/orders/{no}"), "/pay", &[("order", &no)])
@@ -1482,4 +1490,168 @@ async fn complaints_reach_the_shop_and_the_moderators_who_rule_once_with_an_audi
         .await
         .body
         .contains("超过 48 小时未发货"));
+}
+
+/// Inserts `n` paid orders of the shop straight into the database (for volume).
+fn bulk_paid_orders(app: &TestApp, shop_handle: &str, buyer_handle: &str, n: usize) {
+    use haodian::db::schema::shops;
+    let c = &mut *app.conn();
+    let shop_id: i64 = shops::table
+        .inner_join(users::table)
+        .filter(users::handle.eq(shop_handle))
+        .select(shops::id)
+        .first(c)
+        .unwrap();
+    let buyer: i64 = users::table
+        .filter(users::handle.eq(buyer_handle))
+        .select(users::id)
+        .first(c)
+        .unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    // One transaction: quick enough that the clients' pooled keep-alive connections stay
+    // open meanwhile.
+    c.transaction::<_, diesel::result::Error, _>(|c| {
+        for i in 0..n {
+            diesel::insert_into(checkouts::table)
+                .values((
+                    checkouts::buyer_id.eq(buyer),
+                    checkouts::idem_key.eq(format!("bulk-key-{i:08}-xxxxxxxx")),
+                    checkouts::total_fen.eq(100i64),
+                    checkouts::created_at.eq(now),
+                ))
+                .execute(c)
+                .unwrap();
+            let cid: i64 = checkouts::table
+                .order(checkouts::id.desc())
+                .select(checkouts::id)
+                .first(c)
+                .unwrap();
+            diesel::insert_into(orders::table)
+                .values((
+                    orders::order_no.eq(format!("99{i:014}")),
+                    orders::checkout_id.eq(cid),
+                    orders::buyer_id.eq(buyer),
+                    orders::shop_id.eq(shop_id),
+                    orders::status.eq("paid"),
+                    orders::items_fen.eq(100i64),
+                    orders::total_fen.eq(100i64),
+                    orders::recipient.eq("批量"),
+                    orders::phone.eq("13800000000"),
+                    orders::region.eq("浙江省 杭州市 西湖区"),
+                    orders::address_detail.eq("文三路 1 号"),
+                    orders::created_at.eq(now),
+                    orders::pay_deadline.eq(now),
+                    orders::paid_at.eq(Some(now)),
+                    orders::updated_at.eq(now),
+                ))
+                .execute(c)
+                .unwrap();
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[tokio::test]
+async fn orders_export_as_streamed_csv_and_ship_in_batches_all_or_nothing() {
+    let app = spawn_app();
+    let m = merchant(&app, "csv_shop").await;
+    let rival = merchant(&app, "csv_rival").await;
+    let sku = product(&app, &m, "帆布鞋（2026 新款）", "", "59", 20).await[0];
+    // A buyer whose recipient name looks like a spreadsheet formula.
+    let b = buyers(&app, "csvb", 1).await.remove(0);
+    b.submit(
+        "/addresses",
+        "/addresses",
+        &[
+            ("recipient", "=HYPERLINK(1)"),
+            ("phone", "13900001111"),
+            ("province", "上海市"),
+            ("city", "上海市"),
+            ("district", "浦东新区"),
+            ("detail", "世纪大道 100 号"),
+            ("make_default", "1"),
+        ],
+    )
+    .await
+    .assert_status(303);
+    let mut nos = Vec::new();
+    for _ in 0..2 {
+        add_to_cart(&b, sku, 1).await.assert_status(303);
+        let id = checkout_id(&checkout(&b).await);
+        pay_checkout(&b, id).await.assert_status(303);
+        nos.push(order_nos_of_checkout(&app, id)[0].clone());
+    }
+    let csv = m.get("/merchant/orders.csv?status=paid").await;
+    csv.assert_status(200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    let lines: Vec<&str> = csv.body.trim_start_matches('\u{feff}').lines().collect();
+    assert!(lines[0].starts_with("order_no,created_at,status,buyer"));
+    assert_eq!(lines.len(), 3);
+    assert!(csv.body.contains(&nos[0]) && csv.body.contains(&nos[1]));
+    assert!(csv.body.contains("'=HYPERLINK(1)"), "formula-safe cells");
+    assert!(csv.body.contains("帆布鞋（2026 新款） x1"));
+    // Another shop exports none of them; a buyer can not export.
+    assert!(!rival
+        .get("/merchant/orders.csv")
+        .await
+        .body
+        .contains(&nos[0]));
+    b.get("/merchant/orders.csv").await.assert_status(403);
+
+    // Batch shipping: one bad row and nothing ships.
+    let upload = |body: String| {
+        let m = m.clone();
+        async move {
+            submit_multipart(
+                &m,
+                "/merchant/orders",
+                "/merchant/orders/ship.csv",
+                &[],
+                &[("file", body.as_bytes())],
+            )
+            .await
+        }
+    };
+    let r = upload(format!(
+        "order_no,carrier,tracking_no\n{},sf,SF1000000001\n9999999999999999,sf,SF1000000002\n{},pigeon,SF1000000003\n",
+        nos[0], nos[1]
+    ))
+    .await;
+    r.assert_status(422);
+    assert!(r.body.contains("本店没有这个订单") && r.body.contains("请选择快递公司"));
+    assert!(
+        r.body.contains("<td>3</td>") && r.body.contains("<td>4</td>"),
+        "lines named"
+    );
+    assert_eq!(status_of(&app, &nos[0]), "paid", "nothing shipped");
+    upload(format!(
+        "order_no,carrier,tracking_no\n{},sf,SF1000000001\n{},zto,ZT1000000002\n",
+        nos[0], nos[1]
+    ))
+    .await
+    .assert_status(303);
+    assert_eq!(status_of(&app, &nos[0]), "shipped");
+    assert_eq!(status_of(&app, &nos[1]), "shipped");
+    let shipped_mails: i64 = mail_outbox::table
+        .filter(mail_outbox::kind.eq("order_shipped"))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(shipped_mails, 2);
+    // Shipping them again is refused row by row.
+    let r = upload(format!(
+        "order_no,carrier,tracking_no\n{},sf,SF1000000001\n",
+        nos[0]
+    ))
+    .await;
+    r.assert_status(422);
+    assert!(r.body.contains("不能发货"));
+
+    // Many orders stream out in chunks, all of them.
+    bulk_paid_orders(&app, "csv_shop", "csvb0", 2345);
+    let all = m.get("/merchant/orders.csv").await;
+    all.assert_status(200);
+    let rows = all.body.lines().count() - 1;
+    assert_eq!(rows, 2345 + 2);
 }

@@ -68,6 +68,8 @@ CREATE INDEX orders_checkout ON orders (checkout_id);
 CREATE INDEX orders_status_deadline ON orders (status, pay_deadline);
 CREATE INDEX orders_status_shipped ON orders (status, shipped_at);
 CREATE INDEX orders_status_delivered ON orders (status, delivered_at);
+-- The merchant overview sums a shop's paid orders per platform day.
+CREATE INDEX orders_shop_paid ON orders (shop_id, paid_at);
 
 -- A line keeps what the buyer saw (title, variant, price) at checkout. restocked: its quantity
 -- went back to the SKU's stock (cancellation, or a return the merchant restocked), at most once.
