@@ -182,7 +182,100 @@ pub fn demo(conn: &mut DbConn) -> Result<Vec<String>, AppError> {
             shops::follow(conn, &as_session(follower), target, now)?;
         }
     }
+    demo_orders(conn, &users, now)?;
+    lines.push("  orders     demo_buyer has orders to pay, to receive and completed; the shops have orders to ship".into());
     Ok(lines)
+}
+
+/// A few orders in different states, so order pages and the merchant overview look alive.
+fn demo_orders(
+    conn: &mut DbConn,
+    users: &[User],
+    now: chrono::NaiveDateTime,
+) -> Result<(), AppError> {
+    use crate::db::schema::skus;
+    use crate::orders::service as orders;
+    use diesel::prelude::*;
+    let find = |h: &str| users.iter().find(|u| u.handle == h).map(as_session);
+    let (Some(buyer), Some(buyer2), Some(merchant)) = (
+        find("demo_buyer"),
+        find("demo_buyer2"),
+        find("demo_merchant"),
+    ) else {
+        return Ok(());
+    };
+    let some_skus: Vec<i64> = skus::table
+        .order(skus::id)
+        .select(skus::id)
+        .limit(6)
+        .load(conn)?;
+    let address = |name: &str| orders::AddressForm {
+        recipient: name.into(),
+        phone: "13800138000".into(),
+        province: "浙江省".into(),
+        city: "杭州市".into(),
+        district: "西湖区".into(),
+        detail: "文三路 100 号 2 单元 301".into(),
+        make_default: None,
+    };
+    // (buyer, SKUs, then: pay?, ship?, confirm?)
+    let plan: [(&SessionUser, &[usize], bool, bool, bool); 4] = [
+        (&buyer, &[0, 1], true, true, true),
+        (&buyer, &[2], true, true, false),
+        (&buyer, &[3], false, false, false),
+        (&buyer2, &[0, 4], true, false, false),
+    ];
+    let mut addressed = Vec::new();
+    for (i, (who, picks, pay, ship, confirm)) in plan.into_iter().enumerate() {
+        if !addressed.contains(&who.id) {
+            orders::add_address(conn, who, &address(&who.display_name), now)?;
+            addressed.push(who.id);
+        }
+        let owner = format!("u{}", who.id);
+        for p in picks {
+            if let Some(sku) = some_skus.get(*p) {
+                orders::cart_add(conn, &owner, *sku, 1, now)?;
+            }
+        }
+        let address_id = orders::addresses_of(conn, who.id)?.first().map(|a| a.id);
+        let form = orders::CheckoutForm {
+            key: format!("demo-checkout-{i:04}-0000"),
+            address_id,
+            expected_total: None,
+            note: String::new(),
+        };
+        let checkout = orders::checkout(conn, who, &form, now, 60 * 24)?;
+        if !pay {
+            continue;
+        }
+        let intent = orders::start_payment(conn, who, "sim", Some(checkout), None, now)?;
+        let ev = orders::PaymentEvent {
+            provider: "sim".into(),
+            event_id: format!("demo-event-{i:04}"),
+            intent,
+            succeeded: true,
+        };
+        orders::apply_payment_event(conn, &ev, now)?;
+        for o in orders::checkout_orders(conn, who, checkout)? {
+            if ship && o.order.shop_id == merchant_shop(conn, &merchant)? {
+                let form = orders::ShipForm {
+                    carrier: "sf".into(),
+                    tracking_no: format!("SF20261130{i:04}"),
+                };
+                orders::ship(conn, &merchant, &o.order.order_no, &form, now)?;
+                if confirm {
+                    orders::confirm_receipt(conn, who, &o.order.order_no, now)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn merchant_shop(conn: &mut DbConn, merchant: &SessionUser) -> Result<i64, AppError> {
+    Ok(shops::shop_of_official(conn, merchant.id)?
+        .map(|s| s.id)
+        .unwrap_or(-1))
 }
 
 struct DemoProduct {

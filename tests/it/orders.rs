@@ -507,12 +507,45 @@ async fn random_multi_sku_carts_under_concurrency_never_oversell() {
         }
         prepared.push((b.clone(), checkout_fields(b).await));
     }
+    // While the checkouts run, a reader checks the invariant in single-statement snapshots.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checker = {
+        let (pool, stop, initial) = (app.pool.clone(), stop.clone(), initial.clone());
+        std::thread::spawn(move || {
+            let mut samples = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || samples == 0 {
+                let rows: Vec<(i64, i64, i64)> = skus::table
+                    .select((
+                        skus::id,
+                        skus::stock,
+                        diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                            "CAST(COALESCE((SELECT SUM(quantity) FROM order_lines \
+                             WHERE order_lines.sku_id = skus.id AND NOT order_lines.restocked), 0) AS BIGINT)",
+                        ),
+                    ))
+                    .load(&mut *pool.get().unwrap())
+                    .unwrap();
+                for (sku, stock, sold) in rows {
+                    if let Some(init) = initial.get(&sku) {
+                        assert!(stock >= 0);
+                        assert_eq!(stock + sold, *init, "invariant during load, SKU {sku}");
+                    }
+                }
+                samples += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            samples
+        })
+    };
     let results = futures_util::future::join_all(
         prepared
             .iter()
             .map(|(b, f)| async move { post_fields(b, "/checkout", f).await }),
     )
     .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let samples = checker.join().expect("the invariant held during the load");
+    assert!(samples > 0);
     for r in &results {
         assert!(
             r.status == 303 || (r.status == 409 && r.body.contains("库存不足")),
