@@ -84,6 +84,35 @@ pub struct RefundRequest {
     pub photos: Vec<(String, Vec<u8>)>,
 }
 
+/// The configured after-sale windows (from settings).
+#[derive(Debug, Clone, Copy)]
+pub struct RefundRules {
+    /// Hours the shop has to answer before the request is approved automatically.
+    pub respond_hours: i64,
+    /// Days after completion during which a request may still be made.
+    pub after_sale_days: i64,
+    /// The platform's time zone, for times in emails.
+    pub tz: chrono_tz::Tz,
+}
+
+impl RefundRules {
+    pub fn from_settings(s: &crate::config::Settings) -> RefundRules {
+        RefundRules {
+            respond_hours: s.refund_respond_hours,
+            after_sale_days: s.after_sale_days,
+            tz: s.tz,
+        }
+    }
+    /// A stored UTC time as the platform's local time.
+    fn local(&self, t: NaiveDateTime) -> String {
+        use chrono::TimeZone;
+        self.tz
+            .from_utc_datetime(&t)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    }
+}
+
 /// How much of an order can still be refunded.
 fn refundable(o: &Order) -> i64 {
     o.total_fen - o.refunded_fen
@@ -97,9 +126,9 @@ pub fn request(
     order_no: &str,
     req: &RefundRequest,
     now: NaiveDateTime,
-    respond_hours: i64,
-    after_sale_days: i64,
+    rules: &RefundRules,
 ) -> Result<i64, AppError> {
+    let (respond_hours, after_sale_days) = (rules.respond_hours, rules.after_sale_days);
     let mut errors = FieldErrors::new();
     let kind = req.kind.as_str();
     if !matches!(kind, "refund_only" | "return_refund") {
@@ -203,12 +232,19 @@ pub fn request(
             &req.reason,
             now,
         )?;
-        notify_shop(c, &order, amount, &req.reason)?;
+        let deadline = now + Duration::hours(rules.respond_hours);
+        notify_shop(c, &order, amount, &req.reason, rules.local(deadline))?;
         Ok(id)
     })
 }
 
-fn notify_shop(c: &mut DbConn, order: &Order, amount: i64, reason: &str) -> Result<(), AppError> {
+fn notify_shop(
+    c: &mut DbConn,
+    order: &Order,
+    amount: i64,
+    reason: &str,
+    deadline: String,
+) -> Result<(), AppError> {
     let owner: i64 = shops::table
         .find(order.shop_id)
         .select(shops::official_user_id)
@@ -232,6 +268,7 @@ fn notify_shop(c: &mut DbConn, order: &Order, amount: i64, reason: &str) -> Resu
                     ("order", &order.order_no),
                     ("amount", &i18n::money(amount)),
                     ("reason", &reason_text),
+                    ("deadline", &deadline),
                 ],
             ),
         },

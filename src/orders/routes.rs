@@ -198,6 +198,7 @@ struct CheckoutPage {
     errors: FieldErrors,
     message: Option<String>,
     short: Vec<i64>,
+    pay_minutes: i64,
 }
 
 impl CheckoutPage {
@@ -248,6 +249,7 @@ async fn render_checkout(
         note: a.form.note,
         errors: a.errors,
         short: a.short,
+        pay_minutes: state.settings.order_pay_minutes,
     };
     web::render_status(a.status, &page)
 }
@@ -313,6 +315,7 @@ struct PlacedPage {
     ctx: PageCtx,
     checkout_id: i64,
     orders: Vec<OrderSummary>,
+    pay_minutes: i64,
 }
 
 impl OrderText for PlacedPage {
@@ -345,6 +348,7 @@ async fn checkout_done(
         ctx,
         checkout_id: id,
         orders,
+        pay_minutes: state.settings.order_pay_minutes,
     })
 }
 
@@ -1010,12 +1014,9 @@ async fn refund_submit(
     };
     let result = if errors.is_empty() {
         let (r, n, now) = (req.clone(), no.clone(), state.clock.now());
-        let (hours, days) = (
-            state.settings.refund_respond_hours,
-            state.settings.after_sale_days,
-        );
+        let rules = refunds::RefundRules::from_settings(&state.settings);
         web::db(&state, move |c, _| {
-            refunds::request(c, &me, &n, &r, now, hours, days)
+            refunds::request(c, &me, &n, &r, now, &rules)
         })
         .await
         .map(|_| ())

@@ -315,6 +315,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
+            // Drop idle connections before the server's 5 s keep-alive closes them, so a
+            // request never goes out on a connection the server is closing (IncompleteMessage).
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()
             .expect("client");
         Client {
