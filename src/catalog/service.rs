@@ -1162,6 +1162,74 @@ pub struct CsvError {
     pub value: String,
 }
 
+impl CsvError {
+    pub fn new(line: u64, message: &'static str, value: &str) -> CsvError {
+        CsvError {
+            line,
+            message,
+            value: value.chars().take(60).collect(),
+        }
+    }
+}
+
+/// An uploaded CSV read for an import: the position of each wanted column (by header name),
+/// every non-empty record with its line number (at most `CSV_MAX_ROWS`), and the lines that
+/// could not be read. A file that is not CSV or lacks a `required` column is refused whole.
+pub struct CsvInput {
+    /// Column positions, in the order of `required` then `optional`.
+    pub cols: Vec<Option<usize>>,
+    pub rows: Vec<(u64, csv::StringRecord)>,
+    /// Unreadable lines; the importer adds its own problems and writes nothing unless empty.
+    pub errors: Vec<CsvError>,
+}
+
+pub fn read_csv(
+    data: &[u8],
+    required: &[&str],
+    optional: &[&str],
+    missing: &'static str,
+) -> Result<CsvInput, Vec<CsvError>> {
+    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(data);
+    let headers = rdr
+        .headers()
+        .map_err(|_| vec![CsvError::new(1, "csv.not_csv", "")])?
+        .clone();
+    let col = |name: &&str| {
+        headers
+            .iter()
+            .position(|h| h.trim().trim_start_matches('\u{feff}') == *name)
+    };
+    let cols: Vec<Option<usize>> = required.iter().chain(optional).map(col).collect();
+    if cols[..required.len()].iter().any(Option::is_none) {
+        let found = headers.iter().collect::<Vec<_>>().join(",");
+        return Err(vec![CsvError::new(1, missing, &found)]);
+    }
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for (i, record) in rdr.records().enumerate() {
+        let line = record
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map(|p| p.line())
+            .unwrap_or(i as u64 + 2);
+        match record {
+            Ok(r) if r.iter().all(str::is_empty) => {}
+            Ok(_) | Err(_) if rows.len() + errors.len() >= CSV_MAX_ROWS => {
+                errors.push(CsvError::new(line, "csv.too_many_rows", ""));
+                break;
+            }
+            Ok(r) => rows.push((line, r)),
+            Err(_) => errors.push(CsvError::new(line, "csv.not_csv", "")),
+        }
+    }
+    Ok(CsvInput { cols, rows, errors })
+}
+
 /// Imports SKU prices and stock from CSV (columns by header: sku_code, price, stock and
 /// optionally list_price). Every row is checked first; when any row is bad, all the problems
 /// come back with their line numbers and nothing is written. Listed products whose prices
@@ -1173,60 +1241,30 @@ pub fn import_skus_csv(
     now: NaiveDateTime,
 ) -> Result<Result<usize, Vec<CsvError>>, AppError> {
     let m = require_shop_role(conn, me, ShopRole::Operator)?;
-    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(data);
-    let bad = |line: u64, message: &'static str, value: &str| CsvError {
-        line,
-        message,
-        value: value.chars().take(60).collect(),
+    let bad = CsvError::new;
+    let input = match read_csv(
+        data,
+        &["sku_code", "price", "stock"],
+        &["list_price"],
+        "csv.missing_columns",
+    ) {
+        Ok(i) => i,
+        Err(e) => return Ok(Err(e)),
     };
-    let headers = match rdr.headers() {
-        Ok(h) => h.clone(),
-        Err(_) => return Ok(Err(vec![bad(1, "csv.not_csv", "")])),
-    };
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim().trim_start_matches('\u{feff}') == name)
-    };
-    let (Some(c_code), Some(c_price), Some(c_stock)) =
-        (col("sku_code"), col("price"), col("stock"))
-    else {
-        return Ok(Err(vec![bad(
-            1,
-            "csv.missing_columns",
-            &headers.iter().collect::<Vec<_>>().join(","),
-        )]));
-    };
-    let c_list = col("list_price");
+    let (c_code, c_price, c_stock, c_list) = (
+        input.cols[0].unwrap_or(0),
+        input.cols[1].unwrap_or(0),
+        input.cols[2].unwrap_or(0),
+        input.cols[3],
+    );
     let codes: Vec<(String, i64, i64)> = skus::table
         .filter(skus::shop_id.eq(m.shop.id))
         .select((skus::code, skus::id, skus::product_id))
         .load(conn)?;
-    let mut errors = Vec::new();
+    let mut errors = input.errors;
     let mut updates: Vec<(i64, i64, i64, Option<i64>, i64)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (i, record) in rdr.records().enumerate() {
-        let line = record
-            .as_ref()
-            .ok()
-            .and_then(|r| r.position())
-            .map(|p| p.line())
-            .unwrap_or(i as u64 + 2);
-        let Ok(r) = record else {
-            errors.push(bad(line, "csv.not_csv", ""));
-            continue;
-        };
-        if r.iter().all(str::is_empty) {
-            continue;
-        }
-        if updates.len() + errors.len() >= CSV_MAX_ROWS {
-            errors.push(bad(line, "csv.too_many_rows", ""));
-            break;
-        }
+    for (line, r) in input.rows {
         let get = |c: usize| r.get(c).unwrap_or("");
         let code = get(c_code).trim_start_matches('\'');
         let Some((_, sku_id, product_id)) = codes.iter().find(|(c, _, _)| c == code) else {

@@ -236,30 +236,25 @@ pub fn queue(
         .filter(complaints::status.eq(status))
         .count()
         .get_result(conn)?;
-    let q = rows_query!().filter(complaints::status.eq(status));
-    let rows: Vec<Row> = if open_only {
+    // Open ones oldest first (the queue), ruled ones newest first (the record).
+    let mut q = rows_query!()
+        .filter(complaints::status.eq(status))
+        .into_boxed();
+    q = if open_only {
         q.order(complaints::id.asc())
-            .limit(super::service::PER_PAGE)
-            .offset(page.offset(super::service::PER_PAGE))
-            .select((
-                Complaint::as_select(),
-                shops::name,
-                users::handle,
-                orders::order_no.nullable(),
-            ))
-            .load(conn)?
     } else {
         q.order(complaints::id.desc())
-            .limit(super::service::PER_PAGE)
-            .offset(page.offset(super::service::PER_PAGE))
-            .select((
-                Complaint::as_select(),
-                shops::name,
-                users::handle,
-                orders::order_no.nullable(),
-            ))
-            .load(conn)?
     };
+    let rows: Vec<Row> = q
+        .limit(super::service::PER_PAGE)
+        .offset(page.offset(super::service::PER_PAGE))
+        .select((
+            Complaint::as_select(),
+            shops::name,
+            users::handle,
+            orders::order_no.nullable(),
+        ))
+        .load(conn)?;
     Ok(Paginated {
         items: to_rows(rows),
         page: page.number(),

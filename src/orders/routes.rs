@@ -82,6 +82,17 @@ pub trait OrderText {
     }
 }
 
+/// Gives a page (with a `ctx` field) the order templates' helpers.
+macro_rules! order_text {
+    ($page:ty) => {
+        impl OrderText for $page {
+            fn ctx(&self) -> &PageCtx {
+                &self.ctx
+            }
+        }
+    };
+}
+
 // ---------- cart ----------
 
 #[derive(Template)]
@@ -318,11 +329,7 @@ struct PlacedPage {
     pay_minutes: i64,
 }
 
-impl OrderText for PlacedPage {
-    fn ctx(&self) -> &PageCtx {
-        &self.ctx
-    }
-}
+order_text!(PlacedPage);
 
 impl PlacedPage {
     fn unpaid_total(&self) -> i64 {
@@ -622,11 +629,7 @@ struct OrdersPage {
     statuses: [OrderStatus; 7],
 }
 
-impl OrderText for OrdersPage {
-    fn ctx(&self) -> &PageCtx {
-        &self.ctx
-    }
-}
+order_text!(OrdersPage);
 
 impl OrdersPage {
     fn page_link(&self, n: i64) -> String {
@@ -634,6 +637,7 @@ impl OrdersPage {
     }
 }
 
+/// `?status=&page=` of a list.
 #[derive(Deserialize)]
 struct OrdersQuery {
     status: Option<String>,
@@ -673,11 +677,7 @@ struct OrderPage {
     errors: FieldErrors,
 }
 
-impl OrderText for OrderPage {
-    fn ctx(&self) -> &PageCtx {
-        &self.ctx
-    }
-}
+order_text!(OrderPage);
 
 impl OrderPage {
     /// Show the after-sale entry: the order is paid or later, something is left to refund and
@@ -774,11 +774,7 @@ struct MerchantOrdersPage {
     statuses: [OrderStatus; 7],
 }
 
-impl OrderText for MerchantOrdersPage {
-    fn ctx(&self) -> &PageCtx {
-        &self.ctx
-    }
-}
+order_text!(MerchantOrdersPage);
 
 impl MerchantOrdersPage {
     fn query(&self) -> String {
@@ -932,11 +928,7 @@ struct RefundPage {
     errors: FieldErrors,
 }
 
-impl OrderText for RefundPage {
-    fn ctx(&self) -> &PageCtx {
-        &self.ctx
-    }
-}
+order_text!(RefundPage);
 
 impl RefundPage {
     fn refundable(&self) -> i64 {
@@ -1084,11 +1076,7 @@ struct MerchantRefundsPage {
     status: String,
 }
 
-impl OrderText for MerchantRefundsPage {
-    fn ctx(&self) -> &PageCtx {
-        &self.ctx
-    }
-}
+order_text!(MerchantRefundsPage);
 
 impl MerchantRefundsPage {
     fn page_link(&self, n: i64) -> String {
@@ -1096,18 +1084,12 @@ impl MerchantRefundsPage {
     }
 }
 
-#[derive(Deserialize)]
-struct RefundsQuery {
-    status: Option<String>,
-    page: Option<i64>,
-}
-
 #[get("/merchant/refunds")]
 async fn merchant_refunds(
     state: State,
     ctx: PageCtx,
     viewer: Viewer,
-    q: aw::Query<RefundsQuery>,
+    q: aw::Query<OrdersQuery>,
 ) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let status: String = q

@@ -1087,51 +1087,25 @@ pub fn ship_csv(
 ) -> Result<Result<usize, Vec<crate::catalog::service::CsvError>>, AppError> {
     use crate::catalog::service::CsvError;
     let m = require_shop_role(conn, me, ShopRole::CustomerService)?;
-    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(data);
-    let bad = |line: u64, message: &'static str, value: &str| CsvError {
-        line,
-        message,
-        value: value.chars().take(60).collect(),
+    let bad = CsvError::new;
+    let input = match crate::catalog::service::read_csv(
+        data,
+        &["order_no", "carrier", "tracking_no"],
+        &[],
+        "csv.missing_ship_columns",
+    ) {
+        Ok(i) => i,
+        Err(e) => return Ok(Err(e)),
     };
-    let headers = match rdr.headers() {
-        Ok(h) => h.clone(),
-        Err(_) => return Ok(Err(vec![bad(1, "csv.not_csv", "")])),
-    };
-    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let (Some(c_no), Some(c_carrier), Some(c_tracking)) =
-        (col("order_no"), col("carrier"), col("tracking_no"))
-    else {
-        return Ok(Err(vec![bad(
-            1,
-            "csv.missing_ship_columns",
-            &headers.iter().collect::<Vec<_>>().join(","),
-        )]));
-    };
-    let mut errors = Vec::new();
+    let (c_no, c_carrier, c_tracking) = (
+        input.cols[0].unwrap_or(0),
+        input.cols[1].unwrap_or(0),
+        input.cols[2].unwrap_or(0),
+    );
+    let mut errors = input.errors;
     let mut ships: Vec<(Order, String, String)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (i, record) in rdr.records().enumerate() {
-        let line = record
-            .as_ref()
-            .ok()
-            .and_then(|r| r.position())
-            .map(|p| p.line())
-            .unwrap_or(i as u64 + 2);
-        let Ok(r) = record else {
-            errors.push(bad(line, "csv.not_csv", ""));
-            continue;
-        };
-        if r.iter().all(str::is_empty) {
-            continue;
-        }
-        if ships.len() + errors.len() >= crate::catalog::service::CSV_MAX_ROWS {
-            errors.push(bad(line, "csv.too_many_rows", ""));
-            break;
-        }
+    for (line, r) in input.rows {
         let get = |c: usize| r.get(c).unwrap_or("");
         let no = get(c_no).trim_start_matches('\'');
         if !seen.insert(no.to_string()) {
