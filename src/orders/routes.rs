@@ -721,6 +721,34 @@ struct CancelForm {
     reason: String,
 }
 
+/// A buyer's action on one of their orders: run it, then back to the order with a message.
+async fn on_own_order<F>(
+    state: &State,
+    viewer: &Viewer,
+    no: String,
+    done: &'static str,
+    action: F,
+) -> Result<HttpResponse, AppError>
+where
+    F: FnOnce(
+            &mut crate::db::DbConn,
+            &crate::accounts::SessionUser,
+            &str,
+            chrono::NaiveDateTime,
+        ) -> Result<(), AppError>
+        + Send
+        + 'static,
+{
+    let me = viewer.require_user()?.clone();
+    let (n, now) = (no.clone(), state.clock.now());
+    web::db(state, move |c, _| action(c, &me, &n, now)).await?;
+    Ok(web::redirect_flash(
+        &format!("/orders/{no}"),
+        FlashLevel::Success,
+        done,
+    ))
+}
+
 #[post("/orders/{no}/cancel")]
 async fn order_cancel(
     state: State,
@@ -728,18 +756,14 @@ async fn order_cancel(
     path: aw::Path<String>,
     CsrfForm(form): CsrfForm<CancelForm>,
 ) -> Result<HttpResponse, AppError> {
-    let me = viewer.require_user()?.clone();
-    let no = path.into_inner();
-    let (n, now) = (no.clone(), state.clock.now());
-    web::db(&state, move |c, _| {
-        service::cancel_by_buyer(c, &me, &n, &form.reason, now)
-    })
-    .await?;
-    Ok(web::redirect_flash(
-        &format!("/orders/{no}"),
-        FlashLevel::Success,
+    on_own_order(
+        &state,
+        &viewer,
+        path.into_inner(),
         "order.cancelled",
-    ))
+        move |c, me, no, now| service::cancel_by_buyer(c, me, no, &form.reason, now),
+    )
+    .await
 }
 
 #[post("/orders/{no}/confirm")]
@@ -749,18 +773,14 @@ async fn order_confirm(
     path: aw::Path<String>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<HttpResponse, AppError> {
-    let me = viewer.require_user()?.clone();
-    let no = path.into_inner();
-    let (n, now) = (no.clone(), state.clock.now());
-    web::db(&state, move |c, _| {
-        service::confirm_receipt(c, &me, &n, now)
-    })
-    .await?;
-    Ok(web::redirect_flash(
-        &format!("/orders/{no}"),
-        FlashLevel::Success,
+    on_own_order(
+        &state,
+        &viewer,
+        path.into_inner(),
         "order.confirmed",
-    ))
+        service::confirm_receipt,
+    )
+    .await
 }
 
 // ---------- merchant ----------
@@ -1054,18 +1074,14 @@ async fn refund_return(
     path: aw::Path<String>,
     CsrfForm(form): CsrfForm<ReturnForm>,
 ) -> Result<HttpResponse, AppError> {
-    let me = viewer.require_user()?.clone();
-    let no = path.into_inner();
-    let (n, now) = (no.clone(), state.clock.now());
-    web::db(&state, move |c, _| {
-        refunds::return_shipped(c, &me, &n, &form.return_tracking_no, now)
-    })
-    .await?;
-    Ok(web::redirect_flash(
-        &format!("/orders/{no}"),
-        FlashLevel::Success,
+    on_own_order(
+        &state,
+        &viewer,
+        path.into_inner(),
         "refund.return_sent",
-    ))
+        move |c, me, no, now| refunds::return_shipped(c, me, no, &form.return_tracking_no, now),
+    )
+    .await
 }
 
 #[derive(Template)]
