@@ -754,15 +754,34 @@ async fn switch_language(
 }
 
 #[get("/media/{id}")]
-async fn media(state: State, path: aw::Path<String>) -> Result<HttpResponse, AppError> {
+async fn media(
+    req: HttpRequest,
+    state: State,
+    path: aw::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let id: i64 = path.parse().map_err(|_| AppError::NotFound)?;
-    let (content_type, bytes, sha) = web::db(&state, move |c, _| service::get_media(c, id)).await?;
-    Ok(HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header(("Cache-Control", "public, max-age=86400"))
-        .insert_header(("ETag", format!("\"{}\"", &sha[..16.min(sha.len())])))
-        .insert_header(("Content-Disposition", "inline"))
-        .body(bytes))
+    // The session middleware skips /media/ (images are the most frequent requests); only a
+    // private file needs to know who is asking.
+    let token = req
+        .cookie(web::SESSION_COOKIE)
+        .map(|c| c.value().to_string());
+    let file = web::db(&state, move |c, st| {
+        let file = service::get_media(c, id)?;
+        if file.3 {
+            let viewer = match token {
+                Some(t) if t.len() == 64 => {
+                    super::session::lookup(c, &t, st.settings.session_idle)?
+                }
+                _ => None,
+            };
+            if !service::media_visible(c, id, viewer.as_ref())? {
+                return Err(AppError::NotFound);
+            }
+        }
+        Ok(file)
+    })
+    .await?;
+    Ok(web::media_response(file))
 }
 
 // ---------- admin: accounts and roles ----------

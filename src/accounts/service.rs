@@ -845,13 +845,38 @@ pub fn set_avatar(
 }
 
 /// A stored file: (content type, bytes, sha256).
-pub fn get_media(conn: &mut DbConn, id: i64) -> Result<(String, Vec<u8>, String), AppError> {
+/// A stored file: (content type, bytes, sha256, private). A private one is served by
+/// `/media/{id}` only to its uploader and moderators (see [`media_visible`]).
+pub type MediaFile = (String, Vec<u8>, String, bool);
+
+pub fn get_media(conn: &mut DbConn, id: i64) -> Result<MediaFile, AppError> {
     media::table
         .find(id)
-        .select((media::content_type, media::bytes, media::sha256))
+        .select((
+            media::content_type,
+            media::bytes,
+            media::sha256,
+            media::private,
+        ))
         .first(conn)
         .optional()?
         .ok_or(AppError::NotFound)
+}
+
+/// Whether `/media/{id}` may show this file to `viewer`: public files to anyone, private ones
+/// to their uploader and moderators. Anyone else gets "not found" (the id tells nothing).
+pub fn media_visible(
+    conn: &mut DbConn,
+    id: i64,
+    viewer: Option<&session::SessionUser>,
+) -> Result<bool, AppError> {
+    let (private, owner): (bool, Option<i64>) = media::table
+        .find(id)
+        .select((media::private, media::owner_user_id))
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)?;
+    Ok(!private || viewer.is_some_and(|v| Some(v.id) == owner || v.has_role(Role::Moderator)))
 }
 
 /// Ends every session of the account but this one.
@@ -1052,6 +1077,29 @@ pub fn store_media(
     bytes: &[u8],
     now: chrono::NaiveDateTime,
 ) -> Result<i64, AppError> {
+    insert_media(c, owner, content_type, bytes, false, now)
+}
+
+/// Stores a file that only its uploader, moderators and the routes that check access may serve
+/// (documents, evidence).
+pub fn store_private_media(
+    c: &mut DbConn,
+    owner: i64,
+    content_type: &str,
+    bytes: &[u8],
+    now: chrono::NaiveDateTime,
+) -> Result<i64, AppError> {
+    insert_media(c, owner, content_type, bytes, true, now)
+}
+
+fn insert_media(
+    c: &mut DbConn,
+    owner: i64,
+    content_type: &str,
+    bytes: &[u8],
+    private: bool,
+    now: chrono::NaiveDateTime,
+) -> Result<i64, AppError> {
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
     Ok(diesel::insert_into(media::table)
         .values((
@@ -1061,6 +1109,7 @@ pub fn store_media(
             media::byte_size.eq(bytes.len() as i64),
             media::sha256.eq(&digest),
             media::created_at.eq(now),
+            media::private.eq(private),
         ))
         .returning(media::id)
         .get_result(c)?)

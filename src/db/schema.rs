@@ -72,6 +72,7 @@ diesel::table! {
         byte_size -> BigInt,
         sha256 -> Text,
         created_at -> Timestamp,
+        private -> Bool,
     }
 }
 

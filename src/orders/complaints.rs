@@ -91,7 +91,7 @@ pub fn file(
         }
         let mut ids = Vec::new();
         for (ct, bytes) in photos {
-            ids.push(accounts::store_media(c, me.id, ct, bytes, now)?.to_string());
+            ids.push(accounts::store_private_media(c, me.id, ct, bytes, now)?.to_string());
         }
         let r = diesel::insert_into(complaints::table)
             .values((

@@ -191,7 +191,7 @@ pub fn request(
         };
         let mut photo_ids = Vec::new();
         for (ct, bytes) in &req.photos {
-            photo_ids.push(crate::accounts::service::store_media(
+            photo_ids.push(crate::accounts::service::store_private_media(
                 c, me.id, ct, bytes, now,
             )?);
         }

@@ -36,6 +36,7 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(delivery_callback)
         .service(orders_page)
         .service(order_page)
+        .service(order_evidence)
         .service(order_cancel)
         .service(order_confirm)
         .service(merchant_overview)
@@ -719,6 +720,18 @@ async fn order_page(
 struct CancelForm {
     #[serde(default)]
     reason: String,
+}
+
+#[get("/orders/{no}/evidence/{media}")]
+async fn order_evidence(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<(String, i64)>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (no, media) = path.into_inner();
+    let file = web::db(&state, move |c, _| service::evidence(c, &me, &no, media)).await?;
+    Ok(web::media_response(file))
 }
 
 /// A buyer's action on one of their orders: run it, then back to the order with a message.

@@ -1255,6 +1255,52 @@ pub fn overview(
     })
 }
 
+// ---------- evidence ----------
+
+/// A photo attached to a refund request or complaint of an order, for the order's buyer, its
+/// shop's customer service or owner, and moderators; anyone else, or a file not attached to
+/// this order, is "not found".
+pub fn evidence(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    order_no: &str,
+    media_id: i64,
+) -> Result<crate::accounts::service::MediaFile, AppError> {
+    use crate::db::schema::complaints;
+    let order: Order = orders::table
+        .filter(orders::order_no.eq(order_no))
+        .select(Order::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound)?;
+    let allowed = order.buyer_id == me.id
+        || me.has_role(crate::accounts::Role::Moderator)
+        || crate::shops::service::membership(conn, me.id)?.is_some_and(|m| {
+            m.shop.id == order.shop_id && m.role.allows(ShopRole::CustomerService)
+        });
+    if !allowed {
+        return Err(AppError::NotFound);
+    }
+    let mut lists: Vec<String> = refunds::table
+        .filter(refunds::order_id.eq(order.id))
+        .select(refunds::photo_media_ids)
+        .load(conn)?;
+    lists.extend(
+        complaints::table
+            .filter(complaints::order_id.eq(order.id))
+            .select(complaints::evidence_media_ids)
+            .load::<String>(conn)?,
+    );
+    let attached = lists
+        .iter()
+        .flat_map(|l| l.split(','))
+        .any(|x| x.parse::<i64>().ok() == Some(media_id));
+    if !attached {
+        return Err(AppError::NotFound);
+    }
+    crate::accounts::service::get_media(conn, media_id)
+}
+
 // ---------- payment ----------
 
 /// Starts paying the buyer's unpaid orders (of one checkout, or one order): one intent, one

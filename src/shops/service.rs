@@ -258,7 +258,7 @@ pub fn open_shop(
             .get_result(c)?;
         for (kind, number, doc) in &quals {
             let doc_id = match doc {
-                Some((t, bytes)) => Some(accounts::store_media(c, me.id, t, bytes, now)?),
+                Some((t, bytes)) => Some(accounts::store_private_media(c, me.id, t, bytes, now)?),
                 None => None,
             };
             diesel::insert_into(sq::table)

@@ -222,6 +222,24 @@ pub fn removal_cookie(name: &str) -> actix_web::cookie::Cookie<'_> {
     c
 }
 
+/// A stored file (content type, bytes, sha256, private) as a response. Private files are
+/// marked so that shared caches do not keep them.
+pub fn media_response(
+    (content_type, bytes, sha, private): (String, Vec<u8>, String, bool),
+) -> HttpResponse {
+    let cache = if private {
+        "private, max-age=3600"
+    } else {
+        "public, max-age=86400"
+    };
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("Cache-Control", cache))
+        .insert_header(("ETag", format!("\"{}\"", &sha[..16.min(sha.len())])))
+        .insert_header(("Content-Disposition", "inline"))
+        .body(bytes)
+}
+
 /// Runs blocking work (database, argon2) off the async workers.
 pub async fn blocking<T, F>(f: F) -> Result<T, AppError>
 where

@@ -1237,7 +1237,33 @@ async fn returns_rejections_and_unanswered_requests() {
     .await
     .assert_status(303);
     let page = b.get(&format!("/orders/{no}")).await;
-    assert!(page.body.contains("杯口有裂纹") && page.body.contains("/media/"));
+    assert!(page.body.contains("杯口有裂纹"));
+    // The photo is evidence: the buyer and the shop see it through the order, strangers and
+    // the public file route do not.
+    let photo = page
+        .body
+        .split(&format!("/orders/{no}/evidence/"))
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the photo is shown")
+        .to_string();
+    let evidence = format!("/orders/{no}/evidence/{photo}");
+    b.get(&evidence).await.assert_status(200);
+    m.get(&evidence).await.assert_status(200);
+    let stranger = buyers(&app, "peek", 1).await.remove(0);
+    stranger.get(&evidence).await.assert_status(404);
+    stranger
+        .get(&format!("/media/{photo}"))
+        .await
+        .assert_status(404);
+    app.client()
+        .get(&format!("/media/{photo}"))
+        .await
+        .assert_status(404);
+    b.get(&format!("/media/{photo}")).await.assert_status(200);
+    b.get(&format!("/orders/{no}/evidence/999999"))
+        .await
+        .assert_status(404);
     let (rid, _) = refund_ids(&app)[0].clone();
     let mpage = format!("/merchant/orders/{no}");
     let r = m
@@ -1464,11 +1490,26 @@ async fn complaints_reach_the_shop_and_the_moderators_who_rule_once_with_an_audi
     .assert_status(403);
     let moderator = app.logged_in("cp_mod", Role::Moderator).await;
     let queue = moderator.get("/admin/complaints").await;
-    assert!(
-        queue.body.contains("客服也不回复")
-            && queue.body.contains("仓库缺货")
-            && queue.body.contains("/media/")
-    );
+    assert!(queue.body.contains("客服也不回复") && queue.body.contains("仓库缺货"));
+    let photo = queue
+        .body
+        .split(&format!("/orders/{no}/evidence/"))
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the evidence is shown")
+        .to_string();
+    moderator
+        .get(&format!("/orders/{no}/evidence/{photo}"))
+        .await
+        .assert_status(200);
+    moderator
+        .get(&format!("/media/{photo}"))
+        .await
+        .assert_status(200);
+    rival
+        .get(&format!("/orders/{no}/evidence/{photo}"))
+        .await
+        .assert_status(404);
     moderator
         .submit(
             "/admin/complaints",
