@@ -1729,3 +1729,71 @@ async fn orders_export_as_streamed_csv_and_ship_in_batches_all_or_nothing() {
     let rows = all.body.lines().count() - 1;
     assert_eq!(rows, 2345 + 2);
 }
+
+#[tokio::test]
+async fn unbuyable_cart_lines_are_flagged_and_left_out_of_the_checkout() {
+    use haodian::db::schema::{products, shops};
+    let app = spawn_app();
+    let m = merchant(&app, "flag_shop").await;
+    let m2 = merchant(&app, "flag_other").await;
+    let keep = product(&app, &m, "保温杯（2026 新款）", "", "45", 5).await[0];
+    let gone = product(&app, &m, "雨伞（2026 新款）", "", "30", 5).await[0];
+    let closed = product(&app, &m2, "拖鞋（2026 新款）", "", "20", 5).await[0];
+    let b = buyers(&app, "flag", 1).await.remove(0);
+    for s in [keep, gone, closed] {
+        add_to_cart(&b, s, 1).await.assert_status(303);
+    }
+    // The merchant delists one product; the other shop is suspended by the platform.
+    let gone_product: i64 = skus::table
+        .find(gone)
+        .select(skus::product_id)
+        .first(&mut *app.conn())
+        .unwrap();
+    m.submit(
+        "/merchant/products",
+        "/merchant/products/bulk",
+        &[
+            ("action", "delist"),
+            (format!("id_{gone_product}").as_str(), "on"),
+        ],
+    )
+    .await
+    .assert_status(303);
+    let other_shop: i64 = skus::table
+        .find(closed)
+        .select(skus::shop_id)
+        .first(&mut *app.conn())
+        .unwrap();
+    diesel::update(shops::table.find(other_shop))
+        .set(shops::status.eq("suspended"))
+        .execute(&mut *app.conn())
+        .unwrap();
+    let cart = b.get("/cart").await;
+    assert!(cart.body.contains("商品已下架"));
+    assert!(cart.body.contains("店铺暂停营业"));
+    assert!(
+        cart.body.contains("id=\"cart-total\">¥45.00<"),
+        "only the buyable line counts"
+    );
+    // Adding more of an unbuyable line is refused with a reason.
+    add_to_cart(&b, gone, 1).await.assert_status(404);
+    let r = add_to_cart(&b, closed, 1).await;
+    r.assert_status(409);
+    assert!(r.body.contains("暂停营业"));
+    // Checkout buys the buyable line; the others stay in the cart, flagged.
+    let id = checkout_id(&checkout(&b).await);
+    assert_eq!(order_nos_of_checkout(&app, id).len(), 1);
+    assert_eq!(stock(&app, keep), 4);
+    assert_eq!(stock(&app, gone), 5);
+    assert_eq!(stock(&app, closed), 5);
+    let cart = b.get("/cart").await;
+    assert!(
+        cart.body.contains("雨伞") && cart.body.contains("拖鞋") && !cart.body.contains("保温杯")
+    );
+    let listed: String = products::table
+        .find(gone_product)
+        .select(products::status)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(listed, "delisted");
+}
