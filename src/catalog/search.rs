@@ -225,6 +225,8 @@ pub struct SearchStats {
     /// The ids of a result page, in order, and the total.
     pages: Ttl<(Vec<i64>, i64)>,
     top_categories: Ttl<Vec<Category>>,
+    /// Each storefront's category filter (the categories its listed products are in).
+    shop_categories: Ttl<Vec<Category>>,
     force_walk: Option<bool>,
 }
 
@@ -234,6 +236,7 @@ impl Default for SearchStats {
             counts: Ttl::new(Duration::from_secs(60)),
             pages: Ttl::new(PAGE_TTL),
             top_categories: Ttl::new(PAGE_TTL),
+            shop_categories: Ttl::new(PAGE_TTL),
             force_walk: None,
         }
     }
@@ -260,6 +263,16 @@ impl SearchStats {
         load: impl FnOnce() -> Result<Vec<Category>, AppError>,
     ) -> Result<Vec<Category>, AppError> {
         self.top_categories.get_or(String::new(), load)
+    }
+
+    /// A storefront's category filter, kept [`PAGE_TTL`] (a product listed in a new category
+    /// shows in the filter within it; the product grid itself is always read live).
+    pub fn shop_categories(
+        &self,
+        shop_id: i64,
+        load: impl FnOnce() -> Result<Vec<Category>, AppError>,
+    ) -> Result<Vec<Category>, AppError> {
+        self.shop_categories.get_or(shop_id.to_string(), load)
     }
 }
 

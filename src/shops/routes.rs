@@ -709,7 +709,7 @@ async fn storefront(
     let qq = query.clone();
     let category = q.category.as_deref().and_then(|c| c.parse::<i64>().ok());
     let now = state.clock.now();
-    let (s, products, categories) = web::db(&state, move |c, _| {
+    let (s, products, categories) = web::db(&state, move |c, st| {
         let s = service::storefront(c, &slug)?;
         // A cleared shop's products never appear in public.
         if s.shop.status_at(now) == ShopStatus::Cleared {
@@ -726,7 +726,9 @@ async fn storefront(
         let products = crate::catalog::service::shop_products(
             c, s.shop.id, &qq, category, page, STORE_PAGE, known,
         )?;
-        let categories = crate::catalog::service::shop_categories(c, s.shop.id)?;
+        let categories = st.search_stats.shop_categories(s.shop.id, || {
+            crate::catalog::service::shop_categories(c, s.shop.id)
+        })?;
         Ok((s, products, categories))
     })
     .await?;
