@@ -268,8 +268,7 @@ async fn login_submit(
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
+use crate::web::Empty;
 
 #[post("/logout")]
 async fn logout(

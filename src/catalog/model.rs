@@ -103,12 +103,17 @@ impl Sku {
     }
     /// The variant label, e.g. "红 / M".
     pub fn label(&self) -> String {
-        self.attrs
-            .split(" / ")
-            .map(|p| p.split_once(':').map(|(_, v)| v).unwrap_or(p))
-            .collect::<Vec<_>>()
-            .join(" / ")
+        variant_label(&self.attrs)
     }
+}
+
+/// A SKU's variant label from its stored attributes: "颜色:红 / 尺码:M" → "红 / M".
+pub fn variant_label(attrs: &str) -> String {
+    attrs
+        .split(" / ")
+        .map(|p| p.split_once(':').map(|(_, v)| v).unwrap_or(p))
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// 分 as a plain decimal for form inputs (no currency sign).

@@ -596,8 +596,7 @@ async fn skus_submit(
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
+use crate::web::Empty;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]

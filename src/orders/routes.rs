@@ -436,8 +436,7 @@ async fn address_add(
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
+use crate::web::Empty;
 
 #[post("/addresses/{id}/delete")]
 async fn address_delete(

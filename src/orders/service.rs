@@ -320,7 +320,7 @@ pub fn cart(conn: &mut DbConn, owner: &str, now: NaiveDateTime) -> Result<Cart, 
             sku_id: sku,
             product_id: pid,
             title,
-            sku_label: sku_label(&attrs),
+            sku_label: crate::catalog::model::variant_label(&attrs),
             cover_media_id: cover,
             price_fen: price,
             quantity: qty,
@@ -338,16 +338,6 @@ pub fn cart(conn: &mut DbConn, owner: &str, now: NaiveDateTime) -> Result<Cart, 
         }
     }
     Ok(Cart { groups })
-}
-
-/// "红 / M" from "颜色:红 / 尺码:M".
-fn sku_label(attrs: &str) -> String {
-    attrs
-        .split(" / ")
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split_once(':').map(|(_, v)| v).unwrap_or(p))
-        .collect::<Vec<_>>()
-        .join(" / ")
 }
 
 // ---------- addresses ----------
@@ -1966,7 +1956,8 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(sku_label("颜色:红 / 尺码:M"), "红 / M");
-        assert_eq!(sku_label(""), "");
+        use crate::catalog::model::variant_label;
+        assert_eq!(variant_label("颜色:红 / 尺码:M"), "红 / M");
+        assert_eq!(variant_label(""), "");
     }
 }

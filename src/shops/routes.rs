@@ -407,8 +407,7 @@ async fn staff_add(
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
+use crate::web::Empty;
 
 #[post("/merchant/staff/{user_id}/remove")]
 async fn staff_remove(

@@ -240,6 +240,10 @@ pub fn media_response(
         .body(bytes)
 }
 
+/// The body of a POST form that carries nothing but its CSRF token.
+#[derive(serde::Deserialize)]
+pub struct Empty {}
+
 /// Runs blocking work (database, argon2) off the async workers.
 pub async fn blocking<T, F>(f: F) -> Result<T, AppError>
 where
