@@ -84,6 +84,14 @@ pub fn jobs() -> Vec<Job> {
             },
         },
         Job {
+            name: "dsr.nightly",
+            every_secs: 900,
+            run: |ctx| {
+                let now = Utc::now().naive_utc();
+                crate::dsr::job::nightly(ctx.conn, ctx.settings, now, &jobs::node_name())
+            },
+        },
+        Job {
             name: "housekeeping",
             every_secs: 3600,
             run: |ctx| {
@@ -96,6 +104,7 @@ pub fn jobs() -> Vec<Job> {
                         "orders.expire",
                         "orders.auto_confirm",
                         "refunds.auto_approve",
+                        "dsr.nightly",
                         "housekeeping",
                     ],
                     2,
@@ -200,6 +209,8 @@ pub async fn build(settings: Settings, opts: BuildOptions) -> Result<Running, Ap
             .configure(crate::catalog::routes::routes)
             .configure(crate::shops::routes::routes)
             .configure(crate::orders::routes::routes)
+            .configure(crate::ratings::routes::routes)
+            .configure(crate::dsr::routes::routes)
             .default_service(aw::to(|| async {
                 Err::<HttpResponse, AppError>(AppError::NotFound)
             }))

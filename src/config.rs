@@ -53,6 +53,10 @@ pub struct Settings {
     pub refund_respond_hours: i64,
     /// Days after completion during which a buyer may still ask for a refund.
     pub after_sale_days: i64,
+    /// Platform time of day (minutes after midnight) from which `serve` scores the day before.
+    pub dsr_at_minutes: u32,
+    /// Snapshot rows written per transaction by the scoring job.
+    pub dsr_batch: usize,
 }
 
 impl std::fmt::Debug for Settings {
@@ -103,6 +107,15 @@ fn flag(key: &str) -> Result<bool, AppError> {
             "{key}: expected 1/0/true/false, got {other:?}"
         ))),
     }
+}
+
+/// Parses `HH:MM` into minutes after midnight.
+fn clock_time(key: &str, v: &str) -> Result<u32, AppError> {
+    v.split_once(':')
+        .and_then(|(h, m)| Some((h.trim().parse::<u32>().ok()?, m.trim().parse::<u32>().ok()?)))
+        .filter(|&(h, m)| h < 24 && m < 60)
+        .map(|(h, m)| h * 60 + m)
+        .ok_or_else(|| AppError::Internal(format!("{key}: expected HH:MM, got {v:?}")))
 }
 
 impl Settings {
@@ -170,7 +183,17 @@ impl Settings {
             order_auto_confirm_shipped_days: parse("HAODIAN_ORDER_AUTO_CONFIRM_SHIPPED_DAYS", 15)?,
             refund_respond_hours: parse("HAODIAN_REFUND_RESPOND_HOURS", 48)?,
             after_sale_days: parse("HAODIAN_AFTER_SALE_DAYS", 15)?,
+            dsr_at_minutes: clock_time(
+                "HAODIAN_DSR_AT",
+                &var("HAODIAN_DSR_AT").unwrap_or_else(|| "02:30".into()),
+            )?,
+            dsr_batch: parse("HAODIAN_DSR_BATCH", 500)?,
         };
+        if s.dsr_batch == 0 {
+            return Err(AppError::Internal(
+                "HAODIAN_DSR_BATCH must be at least 1".into(),
+            ));
+        }
         if s.order_pay_minutes < 1
             || s.order_auto_confirm_days < 1
             || s.order_auto_confirm_shipped_days < 1

@@ -54,6 +54,11 @@ enum Command {
         #[arg(long, value_name = "N")]
         shops: Option<usize>,
     },
+    /// Store scoring.
+    Dsr {
+        #[command(subcommand)]
+        command: DsrCommand,
+    },
     /// Scheduled jobs.
     Jobs {
         #[command(subcommand)]
@@ -79,6 +84,22 @@ enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum DsrCommand {
+    /// Score one platform day for every shop: DSR, experience score, tiers, clearance,
+    /// recommended shops. Safe to run twice and on several nodes at once.
+    Score {
+        /// The platform day (YYYY-MM-DD); default yesterday. Past days backfill.
+        #[arg(long, value_parser = parse_date)]
+        date: Option<chrono::NaiveDate>,
+    },
+}
+
+fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("expected a date like 2026-11-29, got {s:?}"))
 }
 
 #[derive(Subcommand)]
@@ -202,7 +223,8 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
             actix_web::rt::System::new().block_on(async move {
                 if demo {
                     let pool = app::open_database(&settings)?;
-                    if let Some(lines) = haodian::seed::demo_if_empty(&mut *pool.get()?)? {
+                    if let Some(lines) = haodian::seed::demo_if_empty(&mut *pool.get()?, &settings)?
+                    {
                         println!("{}", lines.join("\n"));
                     }
                 }
@@ -267,7 +289,10 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
             }
             let pool = app::open_database(&settings)?;
             if demo {
-                println!("{}", haodian::seed::demo(&mut *pool.get()?)?.join("\n"));
+                println!(
+                    "{}",
+                    haodian::seed::demo(&mut *pool.get()?, &settings)?.join("\n")
+                );
             }
             if bench {
                 println!("{}", haodian::seed::bench(&mut *pool.get()?)?.join("\n"));
@@ -286,6 +311,33 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
                     "{}",
                     haodian::seed::scale(&mut *pool.get()?, n, &mut report)?.join("\n")
                 );
+            }
+            Ok(())
+        }
+        Command::Dsr {
+            command: DsrCommand::Score { date },
+        } => {
+            use haodian::dsr::job::{self, RunOutcome};
+            let now = chrono::Utc::now().naive_utc();
+            let today = job::platform_day(settings.tz, now);
+            let day = date.unwrap_or(today - chrono::Duration::days(1));
+            if day >= today {
+                return Err(AppError::Internal(format!(
+                    "{day} has not ended yet in {} (score days up to {})",
+                    settings.tz,
+                    today - chrono::Duration::days(1)
+                )));
+            }
+            let pool = app::open_database(&settings)?;
+            let node = format!("cli@{}", haodian::jobs::node_name());
+            match job::run(&mut *pool.get()?, &settings, day, &node, now)? {
+                RunOutcome::Scored(s) => println!("dsr score {day}: {s}"),
+                RunOutcome::AlreadyDone => {
+                    println!("dsr score {day}: already scored, nothing to do")
+                }
+                RunOutcome::RunningElsewhere(n) => {
+                    println!("dsr score {day}: being scored by {n}, nothing to do")
+                }
             }
             Ok(())
         }

@@ -3,6 +3,7 @@
 //! ratings here.
 
 use crate::accounts::{service, Role, SessionUser, User};
+use crate::config::Settings;
 use crate::db::DbConn;
 use crate::error::AppError;
 use crate::shops::model::QualificationKind;
@@ -34,6 +35,18 @@ pub const DEMO_ACCOUNTS: &[(&str, &str, &str, Role)] = &[
         "brand@demo.haodian.cn",
         "demo_brand",
         "青禾服饰旗舰店",
+        Role::Merchant,
+    ),
+    (
+        "orchard@demo.haodian.cn",
+        "demo_orchard",
+        "彩云果园",
+        Role::Merchant,
+    ),
+    (
+        "linen@demo.haodian.cn",
+        "demo_linen",
+        "棉麻小铺",
         Role::Merchant,
     ),
     (
@@ -100,6 +113,24 @@ const DEMO_SHOPS: &[DemoShop] = &[
             (QualificationKind::BrandAuthorization, "QH-BA-2026-001"),
         ],
     },
+    DemoShop {
+        owner: "demo_orchard",
+        name: "彩云果园",
+        slug: "caiyun-orchard",
+        category: "food",
+        entity: "individual",
+        description: "云南昭通高原果园直发。",
+        qualifications: &[(QualificationKind::FoodLicense, "JY15306020054321")],
+    },
+    DemoShop {
+        owner: "demo_linen",
+        name: "棉麻小铺",
+        slug: "mianma",
+        category: "apparel",
+        entity: "individual",
+        description: "手工棉麻小店。",
+        qualifications: &[],
+    },
 ];
 
 /// A seeding stand-in for a signed-in user.
@@ -118,7 +149,7 @@ fn as_session(u: &User) -> SessionUser {
 }
 
 /// Seeds the demo accounts and shops; returns the lines to print. Fails when any exists.
-pub fn demo(conn: &mut DbConn) -> Result<Vec<String>, AppError> {
+pub fn demo(conn: &mut DbConn, settings: &Settings) -> Result<Vec<String>, AppError> {
     let mut lines = vec![format!(
         "demo accounts (password for all: {DEMO_PASSWORD}):"
     )];
@@ -184,6 +215,7 @@ pub fn demo(conn: &mut DbConn) -> Result<Vec<String>, AppError> {
     }
     demo_orders(conn, &users, now)?;
     lines.push("  orders     demo_buyer has orders to pay, to receive and completed; the shops have orders to ship".into());
+    lines.extend(demo_history(conn, settings, &users, now)?);
     Ok(lines)
 }
 
@@ -231,31 +263,16 @@ fn demo_orders(
             orders::add_address(conn, who, &address(&who.display_name), now)?;
             addressed.push(who.id);
         }
-        let owner = format!("u{}", who.id);
-        for p in picks {
-            if let Some(sku) = some_skus.get(*p) {
-                orders::cart_add(conn, &owner, *sku, 1, now)?;
-            }
-        }
-        let address_id = orders::addresses_of(conn, who.id)?.first().map(|a| a.id);
-        let form = orders::CheckoutForm {
-            key: format!("demo-checkout-{i:04}-0000"),
-            address_id,
-            expected_total: None,
-            note: String::new(),
-        };
-        let checkout = orders::checkout(conn, who, &form, now, 60 * 24)?;
+        let skus: Vec<i64> = picks
+            .iter()
+            .filter_map(|p| some_skus.get(*p).copied())
+            .collect();
+        let key = format!("demo-checkout-{i:04}-0000");
+        let event = format!("demo-event-{i:04}");
+        let checkout = buy(conn, who, &skus, &key, pay.then_some(event.as_str()), now)?;
         if !pay {
             continue;
         }
-        let intent = orders::start_payment(conn, who, "sim", Some(checkout), None, now)?;
-        let ev = orders::PaymentEvent {
-            provider: "sim".into(),
-            event_id: format!("demo-event-{i:04}"),
-            intent,
-            succeeded: true,
-        };
-        orders::apply_payment_event(conn, &ev, now)?;
         for o in orders::checkout_orders(conn, who, checkout)? {
             if ship && o.order.shop_id == merchant_shop(conn, &merchant)? {
                 let form = orders::ShipForm {
@@ -270,6 +287,234 @@ fn demo_orders(
         }
     }
     Ok(())
+}
+
+/// How a demo shop treats its buyers: hours to ship and to deliver, the stars it earns (cycled)
+/// and every how many orders a buyer complains (0: never).
+struct Service {
+    owner: &'static str,
+    ship_h: i64,
+    deliver_h: i64,
+    stars: &'static [(i64, i64, i64)],
+    complain_every: usize,
+}
+
+const HISTORY: &[Service] = &[
+    Service {
+        owner: "demo_merchant",
+        ship_h: 3,
+        deliver_h: 30,
+        stars: &[(5, 5, 5), (5, 5, 4), (5, 4, 5), (4, 5, 5)],
+        complain_every: 0,
+    },
+    Service {
+        owner: "demo_brand",
+        ship_h: 10,
+        deliver_h: 50,
+        stars: &[(5, 5, 4), (4, 4, 4), (5, 4, 4), (3, 4, 4)],
+        complain_every: 0,
+    },
+    Service {
+        owner: "demo_orchard",
+        ship_h: 30,
+        deliver_h: 60,
+        stars: &[(4, 4, 3), (5, 4, 3), (2, 3, 3), (4, 5, 4)],
+        complain_every: 12,
+    },
+    Service {
+        owner: "demo_linen",
+        ship_h: 44,
+        deliver_h: 100,
+        stars: &[(3, 3, 2), (2, 3, 2), (4, 3, 3), (1, 2, 2)],
+        complain_every: 6,
+    },
+];
+
+/// Ninety days of history through the real services, with backdated clocks: 40 completed
+/// and rated orders per demo shop from 12 shoppers, complaints for the weaker shops ruled by
+/// the moderator, then the nightly scoring of the last 30 days, so the storefronts show DSR
+/// and experience scores and the score pages have trends.
+fn demo_history(
+    conn: &mut DbConn,
+    settings: &Settings,
+    users: &[User],
+    now: chrono::NaiveDateTime,
+) -> Result<Vec<String>, AppError> {
+    use crate::db::schema::{shops as shop_t, skus, users as users_t};
+    use crate::orders::{complaints, service as orders};
+    use chrono::Duration;
+    use diesel::prelude::*;
+    let find = |h: &str| users.iter().find(|u| u.handle == h).map(as_session);
+    let Some(mut moderator) = find("demo_moderator") else {
+        return Ok(Vec::new());
+    };
+    moderator.roles = vec![Role::Moderator];
+    // The shops have been open for four months.
+    let opened = now - Duration::days(120);
+    diesel::update(shop_t::table)
+        .set(shop_t::created_at.eq(opened))
+        .execute(conn)?;
+    // Twelve shoppers with the demo password (its hash copied: seeding stays fast).
+    let hash: String = users_t::table
+        .filter(users_t::id.eq(moderator.id))
+        .select(users_t::password_hash)
+        .first(conn)?;
+    let mut shoppers = Vec::new();
+    for i in 1..=12 {
+        let handle = format!("demo_shopper{i:02}");
+        diesel::insert_into(users_t::table)
+            .values((
+                users_t::email.eq(format!("shopper{i:02}@demo.haodian.cn")),
+                users_t::handle.eq(&handle),
+                users_t::display_name.eq(format!("买家{i:02}")),
+                users_t::password_hash.eq(&hash),
+                users_t::bio.eq(""),
+                users_t::email_verified_at.eq(Some(opened)),
+                users_t::password_changed_at.eq(opened),
+                users_t::created_at.eq(opened),
+                users_t::updated_at.eq(opened),
+            ))
+            .execute(conn)?;
+        let u = service::find_by_handle(conn, &handle)?;
+        orders::add_address(
+            conn,
+            &as_session(&u),
+            &orders::AddressForm {
+                recipient: u.display_name.clone(),
+                phone: "13900139000".into(),
+                province: "上海市".into(),
+                city: "上海市".into(),
+                district: "徐汇区".into(),
+                detail: format!("漕溪北路 {i} 号"),
+                make_default: None,
+            },
+            opened,
+        )?;
+        shoppers.push(as_session(&u));
+    }
+    let tz = settings.tz;
+    let mut placed = 0;
+    for (k, plan) in HISTORY.iter().enumerate() {
+        let Some(merchant) = find(plan.owner) else {
+            continue;
+        };
+        let shop_id = merchant_shop(conn, &merchant)?;
+        let sku_ids: Vec<i64> = skus::table
+            .filter(skus::shop_id.eq(shop_id))
+            .order(skus::id)
+            .select(skus::id)
+            .load(conn)?;
+        for n in 0..40usize {
+            let buyer = &shoppers[(n + k) % shoppers.len()];
+            let Some(&sku) = sku_ids.get(n % sku_ids.len().max(1)) else {
+                break;
+            };
+            // Spread over days 9…87 ago, at different hours: shipping, delivery, confirmation
+            // and the rating (at most seven days later) are all in the past.
+            let paid =
+                now - Duration::days(9 + (n as i64 * 2) % 79) - Duration::hours(n as i64 % 9);
+            let key = format!("demo-history-{k}-{n:04}-0000");
+            let event = format!("demo-history-{k}-{n:04}");
+            let checkout = buy(conn, buyer, &[sku], &key, Some(&event), paid)?;
+            for o in orders::checkout_orders(conn, buyer, checkout)? {
+                let no = o.order.order_no.clone();
+                let shipped = paid + Duration::hours(plan.ship_h + (n as i64 % 3));
+                let form = orders::ShipForm {
+                    carrier: "sf".into(),
+                    tracking_no: format!("SF{}{k}{n:04}", shipped.format("%Y%m%d")),
+                };
+                orders::ship(conn, &merchant, &no, &form, shipped)?;
+                let delivered = shipped + Duration::hours(plan.deliver_h);
+                orders::mark_delivered(conn, &no, delivered)?;
+                let done = delivered + Duration::hours(20);
+                orders::confirm_receipt(conn, buyer, &no, done)?;
+                let rated = done + Duration::hours(5);
+                let (d, s, l) = plan.stars[n % plan.stars.len()];
+                let month = crate::dsr::job::platform_day(tz, rated)
+                    .format("%Y-%m")
+                    .to_string();
+                let text = match d {
+                    5 => "很满意，和描述一致，会回购。",
+                    4 => "不错，包装完好。",
+                    3 => "一般，和图片有点差别。",
+                    _ => "不太满意，质量一般。",
+                };
+                let rating = crate::ratings::service::RatingForm {
+                    described: d,
+                    service: s,
+                    logistics: l,
+                    body: text.into(),
+                };
+                crate::ratings::service::rate(conn, buyer, &no, &rating, &[], rated, &month)?;
+                if plan.complain_every > 0 && n % plan.complain_every == 1 {
+                    let id = complaints::file(
+                        conn,
+                        buyer,
+                        &no,
+                        "late_shipping",
+                        "发货太慢了，催了几次才发，客服也不回复。",
+                        &[],
+                        rated,
+                    )?;
+                    complaints::rule(
+                        conn,
+                        &moderator,
+                        id,
+                        n % 2 == 1,
+                        "核实物流记录后裁定。",
+                        rated + Duration::hours(30),
+                    )?;
+                }
+                placed += 1;
+            }
+        }
+    }
+    // Score the last 30 days, oldest first (the lease rows show up under /admin/dsr).
+    let today = crate::dsr::job::platform_day(tz, now);
+    for back in (1..=30).rev() {
+        let day = today - Duration::days(back);
+        crate::dsr::job::run(conn, settings, day, "seed --demo", now)?;
+    }
+    Ok(vec![
+        format!("  history    {placed} rated orders over 90 days from demo_shopper01…12 (same password), complaints for the weaker shops"),
+        "  scores     the last 30 days scored: storefronts show DSR and experience scores, /merchant/dsr has trends".into(),
+    ])
+}
+
+/// Puts the SKUs in the buyer's cart, checks out to their first address and, given a payment
+/// event id, pays through the simulated provider; returns the checkout.
+fn buy(
+    conn: &mut DbConn,
+    who: &SessionUser,
+    skus: &[i64],
+    key: &str,
+    pay_event: Option<&str>,
+    now: chrono::NaiveDateTime,
+) -> Result<i64, AppError> {
+    use crate::orders::service as orders;
+    let owner = format!("u{}", who.id);
+    for sku in skus {
+        orders::cart_add(conn, &owner, *sku, 1, now)?;
+    }
+    let address_id = orders::addresses_of(conn, who.id)?.first().map(|a| a.id);
+    let form = orders::CheckoutForm {
+        key: key.to_string(),
+        address_id,
+        expected_total: None,
+        note: String::new(),
+    };
+    let checkout = orders::checkout(conn, who, &form, now, 60 * 24)?;
+    if let Some(event) = pay_event {
+        let intent = orders::start_payment(conn, who, "sim", Some(checkout), None, now)?;
+        let ev = orders::PaymentEvent {
+            provider: "sim".into(),
+            event_id: event.to_string(),
+            intent,
+            succeeded: true,
+        };
+        orders::apply_payment_event(conn, &ev, now)?;
+    }
+    Ok(checkout)
 }
 
 fn merchant_shop(conn: &mut DbConn, merchant: &SessionUser) -> Result<i64, AppError> {
@@ -363,6 +608,32 @@ const DEMO_PRODUCTS: &[(&str, &[DemoProduct])] = &[
             },
         ],
     ),
+    (
+        "demo_orchard",
+        &[DemoProduct {
+            title: "昭通冰糖心苹果 5 斤装",
+            subtitle: "高原红富士 现摘现发",
+            category: "food-fresh",
+            description: "海拔 2000 米果园，昼夜温差大，果心糖分足。",
+            attributes: "产地: 云南昭通\n净含量: 2.5kg",
+            variants: "果径: 75-80mm, 80-85mm",
+            prices: &[("39.9", "59", "300"), ("49.9", "69", "300")],
+            rgb: [200, 40, 40],
+        }],
+    ),
+    (
+        "demo_linen",
+        &[DemoProduct {
+            title: "棉麻 休闲短裤",
+            subtitle: "夏季 松紧腰",
+            category: "apparel-men",
+            description: "棉麻混纺，松紧腰设计。",
+            attributes: "面料: 棉 55% 麻 45%",
+            variants: "尺码: M, L, XL",
+            prices: &[("69", "", "300")],
+            rgb: [170, 150, 110],
+        }],
+    ),
 ];
 
 /// A square picture for a demo product: a soft gradient of its colour.
@@ -427,11 +698,14 @@ fn demo_product(
 }
 
 /// Seeds demo data only into an empty database (for `serve --demo`).
-pub fn demo_if_empty(conn: &mut DbConn) -> Result<Option<Vec<String>>, AppError> {
+pub fn demo_if_empty(
+    conn: &mut DbConn,
+    settings: &Settings,
+) -> Result<Option<Vec<String>>, AppError> {
     if service::count_users(conn)? > 0 {
         return Ok(None);
     }
-    demo(conn).map(Some)
+    demo(conn, settings).map(Some)
 }
 
 /// Benchmark data: a shop `bench-shop` with 60 listed products (one SKU each) and one listed

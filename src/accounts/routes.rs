@@ -901,3 +901,24 @@ async fn admin_revoke_role(
     )
     .await
 }
+
+/// The images posted in a form's `photos` field (evidence, rating photos), checked by content
+/// and size; problems go to `errors` under `photos`.
+pub fn photos_of(form: &CsrfMultipart, errors: &mut FieldErrors) -> Vec<(String, Vec<u8>)> {
+    let mut photos = Vec::new();
+    for f in form
+        .files
+        .iter()
+        .filter(|f| f.field == "photos" && !f.bytes.is_empty())
+    {
+        match service::sniff_image(&f.bytes) {
+            Some(_) if f.bytes.len() > MAX_PHOTO_BYTES => errors.add("photos", "photo_size"),
+            Some(ct) => photos.push((ct.to_string(), f.bytes.clone())),
+            None => errors.add("photos", "photo_type"),
+        }
+    }
+    photos
+}
+
+/// The size limit of one posted photo.
+pub const MAX_PHOTO_BYTES: usize = 2 * 1024 * 1024;

@@ -14,6 +14,8 @@ use super::service::{self, Decision, Editable, ModerationRow, ProductForm, Produ
 use crate::accounts::{Role, Viewer};
 use crate::error::{AppError, FieldErrors};
 use crate::governance::rules::{Hit, Outcome};
+use crate::ratings::model::{Histogram, RatingRow};
+use crate::ratings::service as ratings;
 use crate::shops::model::Category;
 use crate::shops::service::Membership;
 use crate::web::{self, CsrfForm, FlashLevel, PageCtx, PageQuery, Paginated, State};
@@ -726,9 +728,21 @@ struct ProductPage {
     ctx: PageCtx,
     p: service::PublicProduct,
     can_buy: bool,
+    dsr: Option<crate::dsr::score::Snapshot>,
+    histogram: Histogram,
+    ratings: Paginated<RatingRow>,
 }
 
 impl ProductPage {
+    fn ratings_link(&self, n: i64) -> String {
+        format!("/products/{}?rpage={n}#ratings", self.p.product.id)
+    }
+    fn mean_text(&self) -> String {
+        self.histogram
+            .mean()
+            .map(|m| format!("{m:.1}"))
+            .unwrap_or_default()
+    }
     fn in_stock(&self) -> i64 {
         self.p.skus.iter().map(|s| s.stock).sum()
     }
@@ -739,11 +753,30 @@ async fn product_page(
     state: State,
     ctx: PageCtx,
     path: aw::Path<String>,
+    q: aw::Query<RatingsQuery>,
 ) -> Result<HttpResponse, AppError> {
     let id: i64 = path.parse().map_err(|_| AppError::NotFound)?;
-    let p = web::db(&state, move |c, _| service::public_product(c, id)).await?;
+    let page = PageQuery { page: q.rpage };
+    let (p, dsr, (histogram, ratings)) = web::db(&state, move |c, _| {
+        let p = service::public_product(c, id)?;
+        let dsr = crate::dsr::score::latest(c, p.shop.id)?;
+        Ok((p, dsr, ratings::product_ratings(c, id, page)?))
+    })
+    .await?;
     let can_buy = p.shop.status_at(state.clock.now()).can_sell();
-    web::render(&ProductPage { ctx, p, can_buy })
+    web::render(&ProductPage {
+        ctx,
+        p,
+        can_buy,
+        dsr,
+        histogram,
+        ratings,
+    })
+}
+
+#[derive(Deserialize)]
+struct RatingsQuery {
+    rpage: Option<i64>,
 }
 
 // ---------- moderators ----------

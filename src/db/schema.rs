@@ -458,6 +458,80 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    ratings (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        shop_id -> BigInt,
+        buyer_id -> BigInt,
+        described -> BigInt,
+        service -> BigInt,
+        logistics -> BigInt,
+        body -> Text,
+        photo_media_ids -> Text,
+        month -> Text,
+        reply -> Text,
+        replied_by -> Nullable<BigInt>,
+        replied_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    rating_products (product_id, rating_id) {
+        product_id -> BigInt,
+        rating_id -> BigInt,
+        described -> BigInt,
+    }
+}
+
+diesel::table! {
+    score_rules (id) {
+        id -> BigInt,
+        params -> Text,
+        note -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    dsr_snapshots (id) {
+        id -> BigInt,
+        shop_id -> BigInt,
+        day -> Text,
+        rule_version -> BigInt,
+        category_id -> BigInt,
+        rating_count -> BigInt,
+        described -> Nullable<Double>,
+        service -> Nullable<Double>,
+        logistics -> Nullable<Double>,
+        described_vs -> Nullable<Double>,
+        service_vs -> Nullable<Double>,
+        logistics_vs -> Nullable<Double>,
+        valid_orders -> BigInt,
+        raw_score -> Nullable<Double>,
+        score -> Nullable<Double>,
+        product_points -> Nullable<Double>,
+        logistics_points -> Nullable<Double>,
+        service_points -> Nullable<Double>,
+        metrics -> Text,
+        tier -> Text,
+        low_days -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    dsr_recommendations (day, category_id, rank) {
+        day -> Text,
+        category_id -> BigInt,
+        rank -> BigInt,
+        shop_id -> BigInt,
+        score -> Double,
+    }
+}
+
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
@@ -484,6 +558,14 @@ diesel::joinable!(order_events -> orders (order_id));
 diesel::joinable!(payments -> orders (order_id));
 diesel::joinable!(refunds -> orders (order_id));
 diesel::joinable!(complaints -> shops (shop_id));
+
+diesel::joinable!(ratings -> orders (order_id));
+diesel::joinable!(ratings -> shops (shop_id));
+diesel::joinable!(ratings -> users (buyer_id));
+diesel::joinable!(rating_products -> ratings (rating_id));
+diesel::joinable!(rating_products -> products (product_id));
+diesel::joinable!(dsr_snapshots -> shops (shop_id));
+diesel::joinable!(dsr_recommendations -> shops (shop_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -520,4 +602,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     payment_events,
     refunds,
     complaints,
+    ratings,
+    rating_products,
+    score_rules,
+    dsr_snapshots,
+    dsr_recommendations,
 );

@@ -1,4 +1,5 @@
-//! Governance: the rules engine and listing review (violations, penalties and appeals arrive
-//! with their issue).
+//! Governance: the rules engine and listing review, and enforcement on shops (violations,
+//! penalties and appeals arrive with their issue).
 
+pub mod enforce;
 pub mod rules;

@@ -32,7 +32,6 @@ pub const REASONS: [(&str, &str); 7] = [
 
 /// Most photos on one request.
 pub const MAX_PHOTOS: usize = 3;
-pub const MAX_PHOTO_BYTES: usize = 2 * 1024 * 1024;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = refunds)]

@@ -675,6 +675,8 @@ struct OrderPage {
     cancel_reasons: [&'static str; 4],
     carriers: [&'static str; 8],
     errors: FieldErrors,
+    /// The daily recommended shops of the order's category (buyer view).
+    recommended: Vec<crate::dsr::score::Recommended>,
 }
 
 order_text!(OrderPage);
@@ -704,7 +706,12 @@ async fn order_page(
 ) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let no = path.into_inner();
-    let d = web::db(&state, move |c, _| service::buyer_order(c, &me, &no)).await?;
+    let (d, recommended) = web::db(&state, move |c, _| {
+        let d = service::buyer_order(c, &me, &no)?;
+        let recommended = crate::dsr::score::recommended_for(c, d.order.shop_id)?;
+        Ok((d, recommended))
+    })
+    .await?;
     web::render(&OrderPage {
         ctx,
         d,
@@ -712,6 +719,7 @@ async fn order_page(
         cancel_reasons: service::CANCEL_REASONS,
         carriers: service::CARRIERS,
         errors: FieldErrors::new(),
+        recommended,
     })
 }
 
@@ -874,6 +882,7 @@ async fn render_merchant_order(
             cancel_reasons: service::CANCEL_REASONS,
             carriers: service::CARRIERS,
             errors,
+            recommended: Vec::new(),
         },
     )
 }
@@ -929,26 +938,6 @@ async fn merchant_ship(
 }
 
 // ---------- after-sale ----------
-
-/// The images posted in a form's `photos` field, checked by content and size (problems go to
-/// `errors`).
-fn photos_of(form: &CsrfMultipart, errors: &mut FieldErrors) -> Vec<(String, Vec<u8>)> {
-    let mut photos = Vec::new();
-    for f in form
-        .files
-        .iter()
-        .filter(|f| f.field == "photos" && !f.bytes.is_empty())
-    {
-        match crate::accounts::service::sniff_image(&f.bytes) {
-            Some(_) if f.bytes.len() > refunds::MAX_PHOTO_BYTES => {
-                errors.add("photos", "refund_photo_size")
-            }
-            Some(ct) => photos.push((ct.to_string(), f.bytes.clone())),
-            None => errors.add("photos", "refund_photo_type"),
-        }
-    }
-    photos
-}
 
 #[derive(Template)]
 #[template(path = "orders/refund.html")]
@@ -1028,7 +1017,7 @@ async fn refund_submit(
     let me = viewer.require_user()?.clone();
     let no = path.into_inner();
     let mut errors = FieldErrors::new();
-    let photos = photos_of(&form, &mut errors);
+    let photos = crate::accounts::routes::photos_of(&form, &mut errors);
     let req = RefundRequest {
         kind: form.field("kind").unwrap_or_default().to_string(),
         reason: form.field("reason").unwrap_or_default().to_string(),
@@ -1308,7 +1297,7 @@ async fn complaint_submit(
     let me = viewer.require_user()?.clone();
     let no = path.into_inner();
     let mut errors = FieldErrors::new();
-    let photos = photos_of(&form, &mut errors);
+    let photos = crate::accounts::routes::photos_of(&form, &mut errors);
     let reason = form.field("reason").unwrap_or_default().to_string();
     let body = form.field("body").unwrap_or_default().to_string();
     let result = if errors.is_empty() {

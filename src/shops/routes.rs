@@ -649,6 +649,7 @@ struct StorefrontPage {
     q: String,
     category: Option<i64>,
     categories: Vec<Category>,
+    dsr: Option<crate::dsr::score::Snapshot>,
 }
 
 impl StorefrontPage {
@@ -708,8 +709,9 @@ async fn storefront(
     let qq = query.clone();
     let category = q.category.as_deref().and_then(|c| c.parse::<i64>().ok());
     let now = state.clock.now();
-    let (s, products, categories) = web::db(&state, move |c, st| {
+    let (s, products, categories, dsr) = web::db(&state, move |c, st| {
         let s = service::storefront(c, &slug)?;
+        let dsr = crate::dsr::score::latest(c, s.shop.id)?;
         // A cleared shop's products never appear in public.
         if s.shop.status_at(now) == ShopStatus::Cleared {
             let none = Paginated {
@@ -718,7 +720,7 @@ async fn storefront(
                 per_page: STORE_PAGE,
                 total: 0,
             };
-            return Ok((s, none, Vec::new()));
+            return Ok((s, none, Vec::new(), None));
         }
         // Unfiltered, the shop header already counted the listed products.
         let known = (qq.trim().is_empty() && category.is_none()).then_some(s.listed);
@@ -728,7 +730,7 @@ async fn storefront(
         let categories = st.search_stats.shop_categories(s.shop.id, || {
             crate::catalog::service::shop_categories(c, s.shop.id)
         })?;
-        Ok((s, products, categories))
+        Ok((s, products, categories, dsr))
     })
     .await?;
     let status = s.shop.status_at(now);
@@ -740,6 +742,7 @@ async fn storefront(
         q: query,
         category,
         categories,
+        dsr,
     })
 }
 

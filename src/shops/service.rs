@@ -625,6 +625,13 @@ pub fn authorize_account(
     if followers < rules.min_followers {
         return Err(AppError::field("handle", "auth_followers"));
     }
+    // The shop's experience score must meet the rules' bar (a shop without enough data for a
+    // score yet is not held back).
+    if let Some(score) = crate::dsr::score::current_score(conn, m.shop.id)? {
+        if score < crate::dsr::score::authorize_min_score(conn)? {
+            return Err(AppError::Conflict("auth.low_score"));
+        }
+    }
     write_tx(conn, |c| {
         // Touch the shop row first: concurrent authorizations of one shop queue here (on
         // PostgreSQL the row lock, on SQLite the write lock), so the count below is exact.

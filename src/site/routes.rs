@@ -101,6 +101,7 @@ async fn admin_dashboard(ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, A
                 "/admin/products",
             ),
             ("tile.shops_admin", "tile.shops_admin_body", "/admin/shops"),
+            ("tile.dsr_admin", "tile.dsr_admin_body", "/admin/dsr"),
             (
                 "tile.categories",
                 "tile.categories_body",

@@ -69,6 +69,9 @@ fn quoted_keys(text: &str) -> Vec<String> {
         "refund.",
         "complaint.",
         "overview.",
+        "rating.",
+        "dsr.",
+        "dsrpage.",
     ];
     text.split('"')
         .skip(1)
@@ -94,7 +97,9 @@ fn validation_codes(text: &str) -> Vec<String> {
     ] {
         for part in text.split(marker).skip(1) {
             let part = if marker == "AppError::field(\"" {
-                part.split_once("\", \"").map(|x| x.1).unwrap_or("")
+                // The code is on the same line as the field name.
+                let line = part.lines().next().unwrap_or("");
+                line.split_once("\", \"").map(|x| x.1).unwrap_or("")
             } else {
                 part
             };
@@ -108,7 +113,8 @@ fn validation_codes(text: &str) -> Vec<String> {
         }
     }
     for part in text.split(".add(\"").skip(1) {
-        if let Some((_, rest)) = part.split_once("\", \"") {
+        let line = part.lines().next().unwrap_or("");
+        if let Some((_, rest)) = line.split_once("\", \"") {
             out.push(
                 rest.chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')

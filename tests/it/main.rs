@@ -5,9 +5,11 @@
 mod browser;
 mod catalog;
 mod common;
+mod dsr;
 mod flows;
 mod i18n;
 mod orders;
 mod platform;
+mod ratings;
 mod security;
 mod shops;

@@ -410,7 +410,7 @@ async fn a_buyer_buys_two_skus_and_the_order_goes_from_cart_to_completed() {
 }
 
 /// `n` buyers, each logged in with an address.
-async fn buyers(app: &TestApp, prefix: &str, n: usize) -> Vec<Client> {
+pub async fn buyers(app: &TestApp, prefix: &str, n: usize) -> Vec<Client> {
     let mut out = Vec::new();
     for i in 0..n {
         let c = app.logged_in(&format!("{prefix}{i}"), Role::Buyer).await;
@@ -1061,7 +1061,7 @@ async fn request_refund(
 }
 
 /// A paid order of `qty` units for a new buyer; returns (buyer, order number).
-async fn paid_order(app: &TestApp, prefix: &str, sku: i64, qty: i64) -> (Client, String) {
+pub async fn paid_order(app: &TestApp, prefix: &str, sku: i64, qty: i64) -> (Client, String) {
     let b = buyers(app, prefix, 1).await.remove(0);
     add_to_cart(&b, sku, qty).await.assert_status(303);
     let id = checkout_id(&checkout(&b).await);

@@ -60,6 +60,8 @@ const POST_ROUTES: &[(&str, &str)] = &[
     ("/merchant/refunds/1/received", "restock=1"),
     ("/merchant/complaints/1/reply", "reply=whatever+it+is"),
     ("/admin/complaints/1/rule", "verdict=at_fault&note=because+so"),
+    ("/merchant/ratings/1/reply", "reply=whatever+it+is"),
+    ("/orders/2611300000000001/rate", "described=1&service=1&logistics=1"),
 ];
 
 #[tokio::test]
@@ -246,6 +248,13 @@ async fn role_guards_for_every_route() {
         ("/merchant/orders", [303, 403, 403, 403, 403, 403]),
         ("/merchant/refunds", [303, 403, 403, 403, 403, 403]),
         ("/merchant/complaints", [303, 403, 403, 403, 403, 403]),
+        ("/merchant/ratings", [303, 403, 403, 403, 403, 403]),
+        ("/merchant/dsr", [303, 403, 403, 403, 403, 403]),
+        ("/admin/dsr", [303, 403, 403, 403, 200, 200]),
+        (
+            "/orders/2611300000000001/rate",
+            [303, 404, 404, 404, 404, 404],
+        ),
         ("/no-such-page", [404, 404, 404, 404, 404, 404]),
     ];
     let clients = [&anon, &buyer, &merchant, &creator, &moderator, &admin];

@@ -1,0 +1,9 @@
+DROP INDEX rating_products_rating;
+DROP INDEX refunds_requested;
+DROP INDEX orders_paid;
+DROP INDEX orders_delivered;
+DROP TABLE dsr_recommendations;
+DROP TABLE dsr_snapshots;
+DROP TABLE score_rules;
+DROP TABLE rating_products;
+DROP TABLE ratings;

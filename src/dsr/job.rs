@@ -1,0 +1,944 @@
+//! `haodian dsr score [--date D]`: the nightly scoring of platform day D.
+//!
+//! Set-based: seven aggregate queries read everything the formulas need for every shop at
+//! once (ratings with the repeat-buyer cap by a window function, paid, delivered and lagged
+//! orders weighted by recency through a small table of day weights, refund handling times,
+//! yesterday's snapshots); the formulas run in memory; snapshots are written in batches, each
+//! in one transaction with the consequences of its rows (tier-change emails, clearance).
+//!
+//! Idempotent and resumable: a row that exists for (shop, D) is never written again and its
+//! consequences never repeated, so a second run, or a run resumed after a crash, leaves the
+//! same rows and sends nothing twice. The `job_runs` lease on ("dsr.score", D) makes one node
+//! compute while the others exit.
+
+use std::collections::HashMap;
+
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Double};
+use serde_json::json;
+
+use super::formula::{self as f};
+use super::rules::{self, ScoreRules};
+use crate::db::schema::{dsr_recommendations as rec, dsr_snapshots as snap, shops, users};
+use crate::db::{write_tx, Backend, DbConn};
+use crate::error::AppError;
+use crate::governance::enforce;
+use crate::i18n::{self, Locale};
+use crate::jobs::{self, Lease};
+use crate::mail::{self, Outgoing};
+
+pub const JOB: &str = "dsr.score";
+
+/// The metrics of the experience score: (name, dimension 0 product / 1 logistics / 2 service,
+/// higher is better).
+pub const METRICS: [(&str, usize, bool); 7] = [
+    ("bad_review_rate", 0, false),
+    ("quality_refund_rate", 0, false),
+    ("ship_in_time", 1, true),
+    ("delivery_hours", 1, false),
+    ("complaint_rate", 2, false),
+    ("at_fault_rate", 2, false),
+    ("refund_hours", 2, false),
+];
+
+/// The first instant (naive UTC) of a platform day.
+pub fn day_start(tz: chrono_tz::Tz, d: NaiveDate) -> NaiveDateTime {
+    tz.from_local_datetime(&d.and_time(NaiveTime::MIN))
+        .earliest()
+        .map(|t| t.naive_utc())
+        .unwrap_or_else(|| d.and_time(NaiveTime::MIN))
+}
+
+/// The platform day that contains `now` (naive UTC).
+pub fn platform_day(tz: chrono_tz::Tz, now: NaiveDateTime) -> NaiveDate {
+    tz.from_utc_datetime(&now).date_naive()
+}
+
+/// What one run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    Scored(Summary),
+    AlreadyDone,
+    RunningElsewhere(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub shops: usize,
+    pub written: usize,
+    pub scored: usize,
+    pub cleared: usize,
+    pub emails: usize,
+    pub recommended: usize,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            out,
+            "{} shops, {} snapshots written, {} with a score, {} cleared, {} emails, {} recommended",
+            self.shops, self.written, self.scored, self.cleared, self.emails, self.recommended
+        )
+    }
+}
+
+/// Takes the lease for day D and scores it (or says who did).
+pub fn run(
+    conn: &mut DbConn,
+    settings: &crate::config::Settings,
+    day: NaiveDate,
+    node: &str,
+    now: NaiveDateTime,
+) -> Result<RunOutcome, AppError> {
+    let period = day.format("%Y-%m-%d").to_string();
+    match jobs::acquire(conn, JOB, &period, node)? {
+        Lease::Done => Ok(RunOutcome::AlreadyDone),
+        Lease::Busy(holder) => Ok(RunOutcome::RunningElsewhere(holder)),
+        Lease::Acquired(lease) => {
+            let result = score_day(conn, settings, day, now, Some(lease));
+            let (ok, detail) = match &result {
+                Ok(s) => (true, s.to_string()),
+                Err(e) => (false, e.to_string()),
+            };
+            jobs::finish(conn, lease, ok, &detail)?;
+            result.map(RunOutcome::Scored)
+        }
+    }
+}
+
+/// The scheduler's pass: once the platform clock has passed the configured time, scores the
+/// day before (the lease makes every later pass, and every other node, a no-op).
+pub fn nightly(
+    conn: &mut DbConn,
+    settings: &crate::config::Settings,
+    now: NaiveDateTime,
+    node: &str,
+) -> Result<String, AppError> {
+    let local = settings.tz.from_utc_datetime(&now);
+    let minutes = local.hour() * 60 + local.minute();
+    if minutes < settings.dsr_at_minutes {
+        return Ok("not yet".into());
+    }
+    let day = local.date_naive() - Duration::days(1);
+    Ok(match run(conn, settings, day, node, now)? {
+        RunOutcome::Scored(s) => format!("{day}: {s}"),
+        RunOutcome::AlreadyDone => format!("{day}: done"),
+        RunOutcome::RunningElsewhere(n) => format!("{day}: running on {n}"),
+    })
+}
+
+// ---------- gathering ----------
+
+/// A timestamp literal for the backend (values made here, never user input).
+fn ts(b: Backend, t: NaiveDateTime) -> String {
+    let s = t.format("%Y-%m-%d %H:%M:%S");
+    match b {
+        Backend::Postgres => format!("TIMESTAMP '{s}'"),
+        Backend::Sqlite => format!("'{s}'"),
+    }
+}
+
+/// Hours from `a` to `z` as a SQL expression.
+fn hours(b: Backend, a: &str, z: &str) -> String {
+    match b {
+        Backend::Postgres => {
+            format!("(CAST(EXTRACT(EPOCH FROM ({z} - {a})) AS DOUBLE PRECISION) / 3600.0)")
+        }
+        Backend::Sqlite => format!("((julianday({z}) - julianday({a})) * 24.0)"),
+    }
+}
+
+/// `WITH w(lo, hi, wt) AS (VALUES …)`: one row per day aged `ages` before D with its weight.
+fn weights(
+    b: Backend,
+    tz: chrono_tz::Tz,
+    day: NaiveDate,
+    ages: std::ops::RangeInclusive<i64>,
+    r: &ScoreRules,
+) -> String {
+    let rows: Vec<String> = ages
+        .map(|age| {
+            let d = day - Duration::days(age);
+            format!(
+                "({}, {}, CAST({:.12} AS DOUBLE PRECISION))",
+                ts(b, day_start(tz, d)),
+                ts(b, day_start(tz, d + Duration::days(1))),
+                f::decay(age, r.half_life_days)
+            )
+        })
+        .collect();
+    format!("WITH w(lo, hi, wt) AS (VALUES {})", rows.join(", "))
+}
+
+#[derive(QueryableByName)]
+struct DsrRow {
+    #[diesel(sql_type = BigInt)]
+    shop_id: i64,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Double)]
+    d: f64,
+    #[diesel(sql_type = Double)]
+    s: f64,
+    #[diesel(sql_type = Double)]
+    l: f64,
+}
+
+#[derive(QueryableByName)]
+struct PaidRow {
+    #[diesel(sql_type = BigInt)]
+    shop_id: i64,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = BigInt)]
+    recent: i64,
+    #[diesel(sql_type = Double)]
+    ship_den: f64,
+    #[diesel(sql_type = Double)]
+    ship_num: f64,
+}
+
+#[derive(QueryableByName)]
+struct DeliveredRow {
+    #[diesel(sql_type = BigInt)]
+    shop_id: i64,
+    #[diesel(sql_type = Double)]
+    den: f64,
+    #[diesel(sql_type = Double)]
+    time_den: f64,
+    #[diesel(sql_type = Double)]
+    time_num: f64,
+}
+
+#[derive(QueryableByName)]
+struct SumRow {
+    #[diesel(sql_type = BigInt)]
+    shop_id: i64,
+    #[diesel(sql_type = Double)]
+    v: f64,
+}
+
+#[derive(QueryableByName)]
+struct LagRow {
+    #[diesel(sql_type = BigInt)]
+    shop_id: i64,
+    #[diesel(sql_type = Double)]
+    den: f64,
+    #[diesel(sql_type = Double)]
+    quality: f64,
+    #[diesel(sql_type = Double)]
+    complaint: f64,
+    #[diesel(sql_type = Double)]
+    fault: f64,
+}
+
+fn load<T>(conn: &mut DbConn, sql: &str) -> Result<Vec<T>, AppError>
+where
+    T: diesel::deserialize::QueryableByName<diesel::pg::Pg>
+        + diesel::deserialize::QueryableByName<diesel::sqlite::Sqlite>
+        + 'static,
+{
+    Ok(crate::per_backend!(conn, |c| diesel::sql_query(sql).load::<T>(c))?)
+}
+
+/// Everything the formulas need about one shop.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub valid_orders: i64,
+    pub recent_orders: i64,
+    pub ship_num: f64,
+    pub ship_den: f64,
+    pub delivered: f64,
+    pub time_num: f64,
+    pub time_den: f64,
+    pub bad_reviews: f64,
+    pub lag_den: f64,
+    pub quality: f64,
+    pub complaints: f64,
+    pub at_fault: f64,
+    pub refund_hours: Vec<f64>,
+    /// (counted ratings, as described, service, logistics)
+    pub dsr: Option<(i64, f64, f64, f64)>,
+}
+
+impl Inputs {
+    /// (value, numerator, denominator) of metric `i` of [`METRICS`]; `None` without data.
+    pub fn metric(&self, i: usize) -> Option<(f64, f64, f64)> {
+        let rate = |num: f64, den: f64| (den > 0.0).then(|| (num / den, num, den));
+        match i {
+            0 => rate(self.bad_reviews, self.delivered),
+            1 => rate(self.quality, self.lag_den),
+            2 => rate(self.ship_num, self.ship_den),
+            3 => rate(self.time_num, self.time_den),
+            4 => rate(self.complaints, self.lag_den),
+            5 => rate(self.at_fault, self.lag_den),
+            6 => {
+                let mut h = self.refund_hours.clone();
+                f::median(&mut h).map(|m| (m, m, h.len() as f64))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The shops to score: not cleared, opened before the end of D.
+struct ShopRow {
+    id: i64,
+    category: i64,
+    status: String,
+    name: String,
+    email: String,
+    locale: Option<String>,
+}
+
+fn gather(
+    conn: &mut DbConn,
+    tz: chrono_tz::Tz,
+    day: NaiveDate,
+    r: &ScoreRules,
+) -> Result<HashMap<i64, Inputs>, AppError> {
+    let b = conn.backend();
+    let end = day_start(tz, day + Duration::days(1));
+    let start90 = day_start(tz, day - Duration::days(r.window_days - 1));
+    let mut by_shop: HashMap<i64, Inputs> = HashMap::new();
+
+    // 1. DSR: counted ratings (first N per buyer, shop and month) of the last 180 days. The
+    //    cap counts from the start of the month the window starts in.
+    let dsr_start = day - Duration::days(r.dsr_window_days - 1);
+    let month_start = day_start(tz, dsr_start.with_day(1).unwrap_or(dsr_start));
+    let sql = format!(
+        "SELECT shop_id, COUNT(*) AS n, \
+           CAST(AVG(CAST(described AS DOUBLE PRECISION)) AS DOUBLE PRECISION) AS d, \
+           CAST(AVG(CAST(service AS DOUBLE PRECISION)) AS DOUBLE PRECISION) AS s, \
+           CAST(AVG(CAST(logistics AS DOUBLE PRECISION)) AS DOUBLE PRECISION) AS l \
+         FROM (SELECT shop_id, described, service, logistics, created_at, \
+                 ROW_NUMBER() OVER (PARTITION BY buyer_id, shop_id, month ORDER BY created_at, id) AS rn \
+               FROM ratings WHERE created_at >= {ms} AND created_at < {end}) r \
+         WHERE rn <= {cap} AND created_at >= {start} GROUP BY shop_id",
+        ms = ts(b, month_start),
+        end = ts(b, end),
+        start = ts(b, day_start(tz, dsr_start)),
+        cap = r.dsr_monthly_cap,
+    );
+    for row in load::<DsrRow>(conn, &sql)? {
+        by_shop.entry(row.shop_id).or_default().dsr = Some((row.n, row.d, row.s, row.l));
+    }
+
+    // 2. Valid paid orders of the window: count, recent activity, shipping in time (only
+    //    orders paid long enough ago to have had the whole shipping allowance).
+    let w90 = weights(b, tz, day, 0..=r.window_days - 1, r);
+    let longest = r.ship_credit.last().map(|c| c.0).unwrap_or(48);
+    let ship_h = hours(b, "o.paid_at", "o.shipped_at");
+    let mut credit = String::from("CASE WHEN o.shipped_at IS NULL OR o.shipped_at >= ");
+    credit.push_str(&ts(b, end));
+    credit.push_str(" THEN 0.0");
+    for (bound, c) in &r.ship_credit {
+        credit.push_str(&format!(" WHEN {ship_h} <= {bound} THEN {c:.6}"));
+    }
+    credit.push_str(" ELSE 0.0 END");
+    let ship_cut = ts(b, end - Duration::hours(longest));
+    let sql = format!(
+        "{w90} SELECT o.shop_id AS shop_id, COUNT(*) AS n, \
+           CAST(SUM(CASE WHEN o.paid_at >= {recent} THEN 1 ELSE 0 END) AS BIGINT) AS recent, \
+           CAST(SUM(CASE WHEN o.paid_at < {ship_cut} AND {shippable} THEN w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS ship_den, \
+           CAST(SUM(CASE WHEN o.paid_at < {ship_cut} AND {shippable} THEN w.wt * ({credit}) ELSE 0.0 END) AS DOUBLE PRECISION) AS ship_num \
+         FROM orders o JOIN w ON o.paid_at >= w.lo AND o.paid_at < w.hi \
+         WHERE o.total_fen >= {min} GROUP BY o.shop_id",
+        recent = ts(b, end - Duration::days(r.recommend_recent_days)),
+        shippable = "(o.shipped_at IS NOT NULL OR o.status NOT IN ('cancelled', 'closed'))",
+        min = r.valid_order_min_fen,
+    );
+    for row in load::<PaidRow>(conn, &sql)? {
+        let e = by_shop.entry(row.shop_id).or_default();
+        e.valid_orders = row.n;
+        e.recent_orders = row.recent;
+        e.ship_den = row.ship_den;
+        e.ship_num = row.ship_num;
+    }
+
+    // 3. Delivered orders (by delivery, or completion without a scan) and delivery times.
+    let delivered = "COALESCE(o.delivered_at, o.completed_at)";
+    let scanned = "o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL";
+    let sql = format!(
+        "{w90} SELECT o.shop_id AS shop_id, CAST(SUM(w.wt) AS DOUBLE PRECISION) AS den, \
+           CAST(SUM(CASE WHEN {scanned} THEN w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS time_den, \
+           CAST(SUM(CASE WHEN {scanned} THEN w.wt * {h} ELSE 0.0 END) AS DOUBLE PRECISION) AS time_num \
+         FROM orders o JOIN w ON {delivered} >= w.lo AND {delivered} < w.hi GROUP BY o.shop_id",
+        h = hours(b, "o.shipped_at", "o.delivered_at"),
+    );
+    for row in load::<DeliveredRow>(conn, &sql)? {
+        let e = by_shop.entry(row.shop_id).or_default();
+        e.delivered = row.den;
+        e.time_den = row.time_den;
+        e.time_num = row.time_num;
+    }
+
+    // 4. Bad reviews ("as described" at or below the bar) given in the window.
+    let sql = format!(
+        "{w90} SELECT r.shop_id AS shop_id, CAST(SUM(w.wt) AS DOUBLE PRECISION) AS v \
+         FROM ratings r JOIN w ON r.created_at >= w.lo AND r.created_at < w.hi \
+         WHERE r.described <= {max} GROUP BY r.shop_id",
+        max = r.bad_review_max_stars,
+    );
+    for row in load::<SumRow>(conn, &sql)? {
+        by_shop.entry(row.shop_id).or_default().bad_reviews = row.v;
+    }
+
+    // 5. The lagged window (T-15 … T-104): orders paid then, and which of them had a quality
+    //    refund, a complaint, a merchant-at-fault ruling (as known at the end of D).
+    let wlag = weights(b, tz, day, r.lag_from_days..=r.lag_to_days, r);
+    let sql = format!(
+        "{wlag} SELECT o.shop_id AS shop_id, CAST(SUM(w.wt) AS DOUBLE PRECISION) AS den, \
+           CAST(SUM(CASE WHEN EXISTS (SELECT 1 FROM refunds f WHERE f.order_id = o.id AND f.reason_category = 'quality' AND f.status <> 'rejected' AND f.requested_at < {end}) THEN w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS quality, \
+           CAST(SUM(CASE WHEN EXISTS (SELECT 1 FROM complaints k WHERE k.order_id = o.id AND k.created_at < {end}) THEN w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS complaint, \
+           CAST(SUM(CASE WHEN EXISTS (SELECT 1 FROM complaints k WHERE k.order_id = o.id AND k.merchant_at_fault = TRUE AND k.ruled_at < {end}) THEN w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS fault \
+         FROM orders o JOIN w ON o.paid_at >= w.lo AND o.paid_at < w.hi \
+         WHERE o.total_fen >= {min} GROUP BY o.shop_id",
+        end = ts(b, end),
+        min = r.valid_order_min_fen,
+    );
+    for row in load::<LagRow>(conn, &sql)? {
+        let e = by_shop.entry(row.shop_id).or_default();
+        e.lag_den = row.den;
+        e.quality = row.quality;
+        e.complaints = row.complaint;
+        e.at_fault = row.fault;
+    }
+
+    // 6. How long the shop took to decide the refund requests of the window.
+    let sql = format!(
+        "SELECT f.shop_id AS shop_id, CAST({h} AS DOUBLE PRECISION) AS v FROM refunds f \
+         WHERE f.requested_at >= {start} AND f.requested_at < {end} \
+           AND f.decided_at IS NOT NULL AND f.decided_at < {end}",
+        h = hours(b, "f.requested_at", "f.decided_at"),
+        start = ts(b, start90),
+        end = ts(b, end),
+    );
+    for row in load::<SumRow>(conn, &sql)? {
+        by_shop
+            .entry(row.shop_id)
+            .or_default()
+            .refund_hours
+            .push(row.v.max(0.0));
+    }
+    Ok(by_shop)
+}
+
+// ---------- scoring ----------
+
+/// One shop's computed snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub shop_id: i64,
+    pub category_id: i64,
+    pub rating_count: i64,
+    pub dsr: [Option<f64>; 3],
+    pub dsr_vs: [Option<f64>; 3],
+    pub valid_orders: i64,
+    pub raw_score: Option<f64>,
+    pub score: Option<f64>,
+    pub dims: [Option<f64>; 3],
+    pub metrics: serde_json::Value,
+    pub tier: &'static str,
+    pub low_days: i64,
+    pub recent_orders: i64,
+}
+
+/// (value, numerator, denominator, percent rank, points) of one metric of one shop.
+type MetricPoints = (f64, f64, f64, f64, f64);
+
+/// Applies the formulas to every shop at once: peer comparisons and percent ranks are per
+/// main category. `shops` is (shop id, category); `previous` is yesterday's low-day counts.
+pub fn compute(
+    shops: &[(i64, i64)],
+    inputs: &HashMap<i64, Inputs>,
+    previous: &HashMap<i64, i64>,
+    r: &ScoreRules,
+) -> Vec<Scored> {
+    let empty = Inputs::default();
+    let input = |id: i64| inputs.get(&id).unwrap_or(&empty);
+    let mut by_cat: HashMap<i64, Vec<i64>> = HashMap::new();
+    for &(id, cat) in shops {
+        by_cat.entry(cat).or_default().push(id);
+    }
+    let mut out: HashMap<i64, Scored> = HashMap::new();
+    for (&cat, ids) in &by_cat {
+        // DSR peers: each shop with a counted rating, once.
+        let peers: [Vec<f64>; 3] = [0, 1, 2].map(|k| {
+            ids.iter()
+                .filter_map(|&id| input(id).dsr.map(|d| [d.1, d.2, d.3][k]))
+                .collect()
+        });
+        // Percent rank of every metric among the category's shops that have it.
+        let mut metric_points: HashMap<(i64, usize), MetricPoints> = HashMap::new();
+        for (i, &(_, _, higher)) in METRICS.iter().enumerate() {
+            let present: Vec<(i64, (f64, f64, f64))> = ids
+                .iter()
+                .filter(|&&id| input(id).valid_orders > 0)
+                .filter_map(|&id| input(id).metric(i).map(|m| (id, m)))
+                .collect();
+            let values: Vec<f64> = present.iter().map(|(_, m)| m.0).collect();
+            for ((id, (v, num, den)), rank) in present.iter().zip(f::percent_ranks(&values, higher))
+            {
+                metric_points.insert((*id, i), (*v, *num, *den, rank, f::points(rank, r)));
+            }
+        }
+        for &id in ids {
+            let inp = input(id);
+            let mut dims_sum = [0.0f64; 3];
+            let mut dims_n = [0usize; 3];
+            let mut metrics = serde_json::Map::new();
+            for (i, &(name, dim, _)) in METRICS.iter().enumerate() {
+                if let Some(&(v, num, den, rank, pts)) = metric_points.get(&(id, i)) {
+                    dims_sum[dim] += pts;
+                    dims_n[dim] += 1;
+                    metrics.insert(
+                        name.into(),
+                        json!({"value": v, "num": num, "den": den, "rank": rank, "points": pts}),
+                    );
+                }
+            }
+            let dims = [0, 1, 2].map(|d| (dims_n[d] > 0).then(|| dims_sum[d] / dims_n[d] as f64));
+            let raw = (inp.valid_orders > 0).then(|| f::weighted_score(dims, r));
+            let dsr = [0, 1, 2].map(|k| inp.dsr.map(|d| [d.1, d.2, d.3][k]));
+            let dsr_vs = [0, 1, 2].map(|k| dsr[k].and_then(|v| f::vs_peers(v, &peers[k])));
+            out.insert(
+                id,
+                Scored {
+                    shop_id: id,
+                    category_id: cat,
+                    rating_count: inp.dsr.map(|d| d.0).unwrap_or(0),
+                    dsr,
+                    dsr_vs,
+                    valid_orders: inp.valid_orders,
+                    raw_score: raw,
+                    score: None,
+                    dims,
+                    metrics: serde_json::Value::Object(metrics),
+                    tier: "unrated",
+                    low_days: 0,
+                    recent_orders: inp.recent_orders,
+                },
+            );
+        }
+        // Smoothing toward the category mean of the raw scores, then the thresholds.
+        let raws: Vec<f64> = ids
+            .iter()
+            .filter_map(|id| out.get(id).and_then(|s| s.raw_score))
+            .collect();
+        let mean = (!raws.is_empty()).then(|| raws.iter().sum::<f64>() / raws.len() as f64);
+        for id in ids {
+            if let Some(s) = out.get_mut(id) {
+                if let (Some(x), Some(c)) = (s.raw_score, mean) {
+                    if s.valid_orders >= r.min_valid_orders {
+                        s.score = Some(f::round2(f::smooth(
+                            s.valid_orders as f64,
+                            x,
+                            r.smoothing_m,
+                            c,
+                        )));
+                    }
+                }
+                s.tier = f::tier(s.score, r);
+                s.low_days = f::low_days(previous.get(id).copied().unwrap_or(0), s.score, r);
+                if let serde_json::Value::Object(m) = &mut s.metrics {
+                    m.insert(
+                        "_smoothing".into(),
+                        json!({"n": s.valid_orders, "m": r.smoothing_m, "category_mean": mean}),
+                    );
+                }
+            }
+        }
+    }
+    let mut v: Vec<Scored> = out.into_values().collect();
+    v.sort_by_key(|s| s.shop_id);
+    v
+}
+
+/// The recommended shops: per category the best `recommend_per_category` by score among
+/// active shops with recent sales and a tier that is not restricted.
+pub fn recommend(scored: &[Scored], active: &[i64], r: &ScoreRules) -> Vec<(i64, i64, f64)> {
+    let mut by_cat: HashMap<i64, Vec<(i64, f64)>> = HashMap::new();
+    for s in scored {
+        if let Some(score) = s.score {
+            if s.recent_orders > 0
+                && matches!(s.tier, "boost" | "normal")
+                && active.contains(&s.shop_id)
+            {
+                by_cat
+                    .entry(s.category_id)
+                    .or_default()
+                    .push((s.shop_id, score));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut cats: Vec<_> = by_cat.into_iter().collect();
+    cats.sort_by_key(|c| c.0);
+    for (cat, mut list) in cats {
+        list.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (shop, score) in list
+            .into_iter()
+            .take(r.recommend_per_category.max(0) as usize)
+        {
+            out.push((cat, shop, score));
+        }
+    }
+    out
+}
+
+// ---------- writing ----------
+
+#[derive(Insertable)]
+#[diesel(table_name = snap, treat_none_as_default_value = false)]
+struct NewSnapshot {
+    shop_id: i64,
+    day: String,
+    rule_version: i64,
+    category_id: i64,
+    rating_count: i64,
+    described: Option<f64>,
+    service: Option<f64>,
+    logistics: Option<f64>,
+    described_vs: Option<f64>,
+    service_vs: Option<f64>,
+    logistics_vs: Option<f64>,
+    valid_orders: i64,
+    raw_score: Option<f64>,
+    score: Option<f64>,
+    product_points: Option<f64>,
+    logistics_points: Option<f64>,
+    service_points: Option<f64>,
+    metrics: String,
+    tier: String,
+    low_days: i64,
+    created_at: NaiveDateTime,
+}
+
+/// Test hook: the process exits right after committing this many batches (to prove resume).
+fn crash_after() -> Option<usize> {
+    std::env::var("HAODIAN_FAULT_DSR_EXIT_AFTER_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
+/// Scores day D for every shop (the lease, if any, is heart-beaten between batches).
+pub fn score_day(
+    conn: &mut DbConn,
+    settings: &crate::config::Settings,
+    day: NaiveDate,
+    now: NaiveDateTime,
+    lease: Option<i64>,
+) -> Result<Summary, AppError> {
+    let tz = settings.tz;
+    let (version, r) = rules::current(conn)?;
+    let end = day_start(tz, day + Duration::days(1));
+    let shop_rows: Vec<(i64, i64, String, String, String, Option<String>)> = shops::table
+        .inner_join(users::table)
+        .filter(shops::status.ne("cleared"))
+        .filter(shops::created_at.lt(end))
+        .order(shops::id)
+        .select((
+            shops::id,
+            shops::main_category_id,
+            shops::status,
+            shops::name,
+            users::email,
+            users::locale,
+        ))
+        .load(conn)?;
+    let shop_list: Vec<ShopRow> = shop_rows
+        .into_iter()
+        .map(|(id, category, status, name, email, locale)| ShopRow {
+            id,
+            category,
+            status,
+            name,
+            email,
+            locale,
+        })
+        .collect();
+    let inputs = gather(conn, tz, day, &r)?;
+    let day_s = day.format("%Y-%m-%d").to_string();
+    let prev_s = (day - Duration::days(1)).format("%Y-%m-%d").to_string();
+    let prev: Vec<(i64, i64, String)> = snap::table
+        .filter(snap::day.eq(&prev_s))
+        .select((snap::shop_id, snap::low_days, snap::tier))
+        .load(conn)?;
+    let prev_low: HashMap<i64, i64> = prev.iter().map(|p| (p.0, p.1)).collect();
+    let prev_tier: HashMap<i64, String> = prev.into_iter().map(|p| (p.0, p.2)).collect();
+    let pairs: Vec<(i64, i64)> = shop_list.iter().map(|s| (s.id, s.category)).collect();
+    let scored = compute(&pairs, &inputs, &prev_low, &r);
+    let info: HashMap<i64, &ShopRow> = shop_list.iter().map(|s| (s.id, s)).collect();
+
+    let mut summary = Summary {
+        shops: scored.len(),
+        scored: scored.iter().filter(|s| s.score.is_some()).count(),
+        ..Summary::default()
+    };
+    let fault = crash_after();
+    for (batch_no, batch) in scored.chunks(settings.dsr_batch).enumerate() {
+        let ids: Vec<i64> = batch.iter().map(|s| s.shop_id).collect();
+        let (written, cleared, emails) = write_tx(conn, |c| {
+            let existing: Vec<i64> = snap::table
+                .filter(snap::day.eq(&day_s))
+                .filter(snap::shop_id.eq_any(&ids))
+                .select(snap::shop_id)
+                .load(c)?;
+            let fresh: Vec<&Scored> = batch
+                .iter()
+                .filter(|s| !existing.contains(&s.shop_id))
+                .collect();
+            let mut cleared = 0;
+            let mut emails = 0;
+            let mut rows = Vec::with_capacity(fresh.len());
+            for s in &fresh {
+                let shop = info.get(&s.shop_id);
+                let mut tier = s.tier;
+                if f::clears(s.low_days, &r) {
+                    let reason = i18n::tf(
+                        Locale::ZhCn,
+                        "dsr.clear_reason",
+                        &[
+                            ("days", &s.low_days.to_string()),
+                            ("min", &format!("{:.1}", r.tier_clearance)),
+                        ],
+                    );
+                    if enforce::clear_shop(c, s.shop_id, None, "dsr.clear", &reason, now)? {
+                        cleared += 1;
+                        emails += 1;
+                        tier = "cleared";
+                    }
+                } else if let Some(shop) = shop {
+                    let before = prev_tier.get(&s.shop_id).map(String::as_str);
+                    let changed = match before {
+                        Some(b) => b != tier,
+                        None => !matches!(tier, "unrated" | "normal"),
+                    };
+                    if changed && shop.status != "cleared" {
+                        tier_mail(c, shop, before.unwrap_or("unrated"), tier, s.score)?;
+                        emails += 1;
+                    }
+                }
+                rows.push(NewSnapshot {
+                    shop_id: s.shop_id,
+                    day: day_s.clone(),
+                    rule_version: version,
+                    category_id: s.category_id,
+                    rating_count: s.rating_count,
+                    described: s.dsr[0],
+                    service: s.dsr[1],
+                    logistics: s.dsr[2],
+                    described_vs: s.dsr_vs[0],
+                    service_vs: s.dsr_vs[1],
+                    logistics_vs: s.dsr_vs[2],
+                    valid_orders: s.valid_orders,
+                    raw_score: s.raw_score,
+                    score: s.score,
+                    product_points: s.dims[0],
+                    logistics_points: s.dims[1],
+                    service_points: s.dims[2],
+                    metrics: s.metrics.to_string(),
+                    tier: tier.to_string(),
+                    low_days: s.low_days,
+                    created_at: now,
+                });
+            }
+            if !rows.is_empty() {
+                crate::per_backend!(c, |c| diesel::insert_into(snap::table)
+                    .values(&rows)
+                    .on_conflict_do_nothing()
+                    .execute(c))?;
+            }
+            Ok::<_, AppError>((rows.len(), cleared, emails))
+        })?;
+        summary.written += written;
+        summary.cleared += cleared;
+        summary.emails += emails;
+        if let Some(id) = lease {
+            jobs::heartbeat(conn, id)?;
+        }
+        if fault == Some(batch_no + 1) {
+            eprintln!("fault injection: exiting after batch {}", batch_no + 1);
+            std::process::exit(3);
+        }
+    }
+
+    let active: Vec<i64> = shop_list
+        .iter()
+        .filter(|s| s.status == "active")
+        .map(|s| s.id)
+        .collect();
+    let picks = recommend(&scored, &active, &r);
+    summary.recommended = picks.len();
+    write_tx(conn, |c| {
+        for (rank, &(cat, shop, score)) in picks.iter().enumerate() {
+            let rank_in_cat = picks[..rank].iter().filter(|p| p.0 == cat).count() as i64 + 1;
+            crate::per_backend!(c, |c| diesel::insert_into(rec::table)
+                .values((
+                    rec::day.eq(&day_s),
+                    rec::category_id.eq(cat),
+                    rec::rank.eq(rank_in_cat),
+                    rec::shop_id.eq(shop),
+                    rec::score.eq(score),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c))?;
+        }
+        Ok::<_, AppError>(())
+    })?;
+    Ok(summary)
+}
+
+fn tier_mail(
+    c: &mut DbConn,
+    shop: &ShopRow,
+    before: &str,
+    after: &str,
+    score: Option<f64>,
+) -> Result<(), AppError> {
+    let l = shop
+        .locale
+        .as_deref()
+        .and_then(Locale::parse)
+        .unwrap_or_default();
+    let name = |t: &str| i18n::t(l, &format!("dsr.tier.{t}")).into_owned();
+    let score = score
+        .map(|s| format!("{s:.2}"))
+        .unwrap_or_else(|| "—".into());
+    mail::enqueue(
+        c,
+        &Outgoing {
+            to: &shop.email,
+            kind: "dsr_tier",
+            subject: i18n::tf(
+                l,
+                "mail.dsr_tier.subject",
+                &[("shop", &shop.name), ("tier", &name(after))],
+            ),
+            body: i18n::tf(
+                l,
+                "mail.dsr_tier.body",
+                &[
+                    ("shop", &shop.name),
+                    ("before", &name(before)),
+                    ("after", &name(after)),
+                    ("score", &score),
+                    (
+                        "consequence",
+                        &i18n::t(l, &format!("dsr.consequence.{after}")),
+                    ),
+                ],
+            ),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(valid: i64, bad: f64, delivered: f64) -> Inputs {
+        Inputs {
+            valid_orders: valid,
+            recent_orders: valid,
+            delivered,
+            bad_reviews: bad,
+            ..Inputs::default()
+        }
+    }
+
+    #[test]
+    fn compute_ranks_within_category_and_smooths() {
+        let r = ScoreRules::default_set();
+        // Category 1: shop 1 has no bad reviews, shop 2 has 10%; shop 3 alone in category 2.
+        let shops = [(1, 1), (2, 1), (3, 2), (4, 1)];
+        let mut inp = HashMap::new();
+        inp.insert(1, inputs(30, 0.0, 10.0));
+        inp.insert(2, inputs(30, 1.0, 10.0));
+        inp.insert(3, inputs(100, 1.0, 10.0));
+        // Shop 4 has no orders: no score, no rank.
+        let out = compute(&shops, &inp, &HashMap::new(), &r);
+        let by = |id: i64| out.iter().find(|s| s.shop_id == id).unwrap();
+        // Product dimension: shop 1 ranks best (5.0), shop 2 worst (3.0); other dims absent
+        // count as 4.0. Raw = 0.5·p + 0.15·4 + 0.35·4.
+        let raw1 = 0.5 * 5.0 + 0.15 * 4.0 + 0.35 * 4.0;
+        let raw2 = 0.5 * 3.0 + 0.15 * 4.0 + 0.35 * 4.0;
+        assert!((by(1).raw_score.unwrap() - raw1).abs() < 1e-9);
+        assert!((by(2).raw_score.unwrap() - raw2).abs() < 1e-9);
+        // Smoothed toward the category mean with n = 30, m = 30.
+        let c = (raw1 + raw2) / 2.0;
+        assert_eq!(
+            by(1).score,
+            Some(f::round2((30.0 * raw1 + 30.0 * c) / 60.0))
+        );
+        assert_eq!(by(4).raw_score, None);
+        assert_eq!(by(4).tier, "unrated");
+        // A lone shop ranks in the middle: 4.0 everywhere → 4.0.
+        assert_eq!(by(3).score, Some(4.0));
+        assert_eq!(by(3).tier, "restricted");
+    }
+
+    #[test]
+    fn too_few_orders_is_not_enough_data() {
+        let r = ScoreRules::default_set();
+        let mut inp = HashMap::new();
+        inp.insert(1, inputs(29, 0.0, 10.0));
+        let out = compute(&[(1, 1)], &inp, &HashMap::new(), &r);
+        assert!(out[0].raw_score.is_some());
+        assert_eq!(out[0].score, None);
+        assert_eq!(out[0].tier, "unrated");
+    }
+
+    #[test]
+    fn recommendations_take_the_best_two_active_with_sales() {
+        let r = ScoreRules::default_set();
+        let mk = |id, cat, score: f64, recent, tier| Scored {
+            shop_id: id,
+            category_id: cat,
+            rating_count: 0,
+            dsr: [None; 3],
+            dsr_vs: [None; 3],
+            valid_orders: 50,
+            raw_score: Some(score),
+            score: Some(score),
+            dims: [None; 3],
+            metrics: json!({}),
+            tier,
+            low_days: 0,
+            recent_orders: recent,
+        };
+        let scored = vec![
+            mk(1, 1, 4.9, 5, "boost"),
+            mk(2, 1, 4.5, 5, "normal"),
+            mk(3, 1, 4.7, 5, "normal"),
+            mk(4, 1, 4.95, 0, "boost"),
+            mk(5, 1, 4.99, 5, "boost"),
+            mk(6, 2, 4.1, 5, "restricted"),
+        ];
+        // Shop 5 is not active (e.g. suspended); shop 4 has no recent sales; shop 6's tier
+        // is restricted.
+        let picks = recommend(&scored, &[1, 2, 3, 4, 6], &r);
+        assert_eq!(picks, vec![(1, 1, 4.9), (1, 3, 4.7)]);
+    }
+
+    #[test]
+    fn platform_day_boundaries() {
+        let tz: chrono_tz::Tz = "Asia/Shanghai".parse().unwrap();
+        let d = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        // Shanghai midnight is 16:00 UTC the day before.
+        assert_eq!(
+            day_start(tz, d),
+            NaiveDate::from_ymd_opt(2026, 11, 29)
+                .unwrap()
+                .and_hms_opt(16, 0, 0)
+                .unwrap()
+        );
+        let t = NaiveDate::from_ymd_opt(2026, 11, 29)
+            .unwrap()
+            .and_hms_opt(16, 30, 0)
+            .unwrap();
+        assert_eq!(platform_day(tz, t), d);
+    }
+}

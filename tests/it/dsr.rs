@@ -1,0 +1,594 @@
+//! The nightly scoring job on both backends: hand-computed DSR (repeat-buyer cap, window,
+//! peer comparison), not-enough-data, idempotency, four processes at once, a run killed
+//! midway and resumed, backfill with consecutive-day clearance and tier emails.
+
+use chrono::{Duration, NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use haodian::db::schema::{
+    audit_log, checkouts, dsr_snapshots as snap, job_runs, mail_outbox, orders, products, ratings,
+    shops, users,
+};
+use haodian::db::DbConn;
+use haodian::dsr::job::{self, day_start, RunOutcome};
+use haodian::dsr::rules::{self, ScoreRules};
+
+use crate::common::{test_settings, unique, TestDb};
+
+const BIN: &str = env!("CARGO_BIN_EXE_haodian");
+
+fn tz() -> chrono_tz::Tz {
+    "Asia/Shanghai".parse().unwrap()
+}
+
+fn d(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+/// An instant `h` hours into platform day `day`.
+fn at(day: &str, h: i64) -> NaiveDateTime {
+    day_start(tz(), d(day)) + Duration::hours(h)
+}
+
+fn open(db: &TestDb) -> haodian::db::Pool {
+    haodian::app::open_database(&test_settings(db)).unwrap()
+}
+
+fn category(c: &mut DbConn, slug: &str) -> i64 {
+    use haodian::db::schema::categories;
+    categories::table
+        .filter(categories::slug.eq(slug))
+        .select(categories::id)
+        .first(c)
+        .unwrap()
+}
+
+fn user(c: &mut DbConn, handle: &str) -> i64 {
+    let t = at("2025-01-01", 0);
+    diesel::insert_into(users::table)
+        .values((
+            users::email.eq(format!("{handle}@example.com")),
+            users::handle.eq(handle),
+            users::display_name.eq(handle),
+            users::password_hash.eq("x"),
+            users::bio.eq(""),
+            users::password_changed_at.eq(t),
+            users::created_at.eq(t),
+            users::updated_at.eq(t),
+        ))
+        .execute(c)
+        .unwrap();
+    users::table
+        .filter(users::handle.eq(handle))
+        .select(users::id)
+        .first(c)
+        .unwrap()
+}
+
+fn shop(c: &mut DbConn, slug: &str, cat: &str) -> i64 {
+    let owner = user(c, &format!("{slug}_owner"));
+    let cat = category(c, cat);
+    let t = at("2025-01-01", 0);
+    diesel::insert_into(shops::table)
+        .values((
+            shops::slug.eq(slug),
+            shops::name.eq(format!("店铺 {slug}")),
+            shops::description.eq(""),
+            shops::main_category_id.eq(cat),
+            shops::entity_type.eq("individual"),
+            shops::official_user_id.eq(owner),
+            shops::status.eq("active"),
+            shops::created_at.eq(t),
+            shops::updated_at.eq(t),
+        ))
+        .execute(c)
+        .unwrap();
+    shops::table
+        .filter(shops::slug.eq(slug))
+        .select(shops::id)
+        .first(c)
+        .unwrap()
+}
+
+/// A completed order paid at `paid`, shipped and delivered after the given hours.
+fn order(
+    c: &mut DbConn,
+    shop: i64,
+    buyer: i64,
+    total: i64,
+    paid: NaiveDateTime,
+    ship_h: Option<i64>,
+    deliver_h: Option<i64>,
+) -> i64 {
+    let key = unique("k");
+    diesel::insert_into(checkouts::table)
+        .values((
+            checkouts::buyer_id.eq(buyer),
+            checkouts::idem_key.eq(&key),
+            checkouts::total_fen.eq(total),
+            checkouts::created_at.eq(paid),
+        ))
+        .execute(c)
+        .unwrap();
+    let checkout: i64 = checkouts::table
+        .filter(checkouts::idem_key.eq(&key))
+        .select(checkouts::id)
+        .first(c)
+        .unwrap();
+    let shipped = ship_h.map(|h| paid + Duration::hours(h));
+    let delivered = deliver_h.and_then(|h| shipped.map(|s| s + Duration::hours(h)));
+    let no = unique("no");
+    diesel::insert_into(orders::table)
+        .values((
+            orders::order_no.eq(&no),
+            orders::checkout_id.eq(checkout),
+            orders::buyer_id.eq(buyer),
+            orders::shop_id.eq(shop),
+            orders::status.eq(if delivered.is_some() {
+                "completed"
+            } else if shipped.is_some() {
+                "shipped"
+            } else {
+                "paid"
+            }),
+            orders::items_fen.eq(total),
+            orders::shipping_fen.eq(0i64),
+            orders::total_fen.eq(total),
+            orders::refunded_fen.eq(0i64),
+            orders::recipient.eq("收件人"),
+            orders::phone.eq("13800000000"),
+            orders::region.eq("上海"),
+            orders::address_detail.eq("某路 1 号"),
+            orders::buyer_note.eq(""),
+            orders::cancel_reason.eq(""),
+            orders::created_at.eq(paid),
+            orders::pay_deadline.eq(paid),
+            orders::paid_at.eq(Some(paid)),
+            orders::shipped_at.eq(shipped),
+            orders::delivered_at.eq(delivered),
+            orders::completed_at.eq(delivered),
+            orders::updated_at.eq(paid),
+        ))
+        .execute(c)
+        .unwrap();
+    orders::table
+        .filter(orders::order_no.eq(&no))
+        .select(orders::id)
+        .first(c)
+        .unwrap()
+}
+
+fn rate(c: &mut DbConn, order: i64, stars: (i64, i64, i64), when: NaiveDateTime) {
+    let (shop, buyer): (i64, i64) = orders::table
+        .find(order)
+        .select((orders::shop_id, orders::buyer_id))
+        .first(c)
+        .unwrap();
+    let month = haodian::dsr::job::platform_day(tz(), when)
+        .format("%Y-%m")
+        .to_string();
+    diesel::insert_into(ratings::table)
+        .values((
+            ratings::order_id.eq(order),
+            ratings::shop_id.eq(shop),
+            ratings::buyer_id.eq(buyer),
+            ratings::described.eq(stars.0),
+            ratings::service.eq(stars.1),
+            ratings::logistics.eq(stars.2),
+            ratings::body.eq(""),
+            ratings::month.eq(month),
+            ratings::created_at.eq(when),
+        ))
+        .execute(c)
+        .unwrap();
+}
+
+/// Rates a new order of `buyer` at `shop` at `when`.
+fn rated(c: &mut DbConn, shop: i64, buyer: i64, stars: (i64, i64, i64), when: NaiveDateTime) {
+    let o = order(
+        c,
+        shop,
+        buyer,
+        5000,
+        when - Duration::days(3),
+        Some(5),
+        Some(30),
+    );
+    rate(c, o, stars, when);
+}
+
+#[derive(Debug, PartialEq, Queryable)]
+struct SnapRow {
+    shop: i64,
+    day: String,
+    rating_count: i64,
+    described: Option<f64>,
+    service: Option<f64>,
+    described_vs: Option<f64>,
+    logistics_vs: Option<f64>,
+    valid_orders: i64,
+    raw: Option<f64>,
+    score: Option<f64>,
+    metrics: String,
+    tier: String,
+    low_days: i64,
+}
+
+fn snapshots(c: &mut DbConn) -> Vec<SnapRow> {
+    snap::table
+        .order((snap::day, snap::shop_id))
+        .select((
+            snap::shop_id,
+            snap::day,
+            snap::rating_count,
+            snap::described,
+            snap::service,
+            snap::described_vs,
+            snap::logistics_vs,
+            snap::valid_orders,
+            snap::raw_score,
+            snap::score,
+            snap::metrics,
+            snap::tier,
+            snap::low_days,
+        ))
+        .load(c)
+        .unwrap()
+}
+
+fn snap_of(c: &mut DbConn, shop: i64, day: &str) -> SnapRow {
+    snapshots(c)
+        .into_iter()
+        .find(|s| s.shop == shop && s.day == day)
+        .unwrap_or_else(|| panic!("no snapshot for shop {shop} on {day}"))
+}
+
+fn close(a: Option<f64>, b: f64) -> bool {
+    a.is_some_and(|a| (a - b).abs() < 1e-9)
+}
+
+fn run(pool: &haodian::db::Pool, db: &TestDb, day: &str) -> RunOutcome {
+    let s = test_settings(db);
+    job::run(
+        &mut pool.get().unwrap(),
+        &s,
+        d(day),
+        "test-node",
+        at("2026-11-30", 3),
+    )
+    .unwrap()
+}
+
+#[test]
+fn dsr_by_hand_computed_examples() {
+    let db = TestDb::new();
+    let pool = open(&db);
+    let c = &mut *pool.get().unwrap();
+    let a = shop(c, "shop-a", "apparel");
+    let b = shop(c, "shop-b", "apparel");
+    let e = shop(c, "shop-e", "apparel");
+    let lone = shop(c, "shop-lone", "food");
+    let (x, y) = (user(c, "buyer_x"), user(c, "buyer_y"));
+    // Buyer x rates shop a five times in November: only the first three count (5, 5, 5);
+    // the two 1-star ratings that follow are shown but not counted.
+    for (i, stars) in [5, 5, 5, 1, 1].into_iter().enumerate() {
+        rated(c, a, x, (stars, 4, 3), at("2026-11-02", 2 + i as i64));
+    }
+    // Three in October count in October: the cap is per calendar month.
+    for i in 0..3 {
+        rated(c, a, x, (5, 4, 3), at("2026-10-10", i));
+    }
+    // Buyer y: one rating in the window, one too old (over 180 days), one after the day.
+    rated(c, a, y, (2, 2, 2), at("2026-11-15", 1));
+    rated(c, a, y, (1, 1, 1), at("2026-05-01", 1));
+    rated(c, a, y, (1, 1, 1), at("2026-11-21", 1));
+    // Counted for a: described 5,5,5,5,5,5,2 → 32/7; service 4×6 + 2 = 26/7.
+    let da = 32.0 / 7.0;
+    rated(c, b, y, (4, 4, 4), at("2026-11-01", 0));
+    rated(c, e, y, (3, 3, 3), at("2026-11-01", 0));
+    rated(c, lone, y, (5, 5, 5), at("2026-11-01", 0));
+
+    assert!(matches!(
+        run(&pool, &db, "2026-11-20"),
+        RunOutcome::Scored(_)
+    ));
+    let sa = snap_of(c, a, "2026-11-20");
+    assert_eq!(sa.rating_count, 7, "counted ratings");
+    assert!(close(sa.described, da), "{:?}", sa.described);
+    assert!(close(sa.service, 26.0 / 7.0), "{:?}", sa.service);
+    // Peers in apparel: a 32/7, b 4, e 3 → mean m = (32/7 + 7) / 3.
+    let m = (da + 7.0) / 3.0;
+    assert!(
+        close(sa.described_vs, (da - m) / (da - m)),
+        "a is the maximum: +100%"
+    );
+    let sb = snap_of(c, b, "2026-11-20");
+    assert!(
+        close(sb.described_vs, (4.0 - m) / (da - m)),
+        "{:?}",
+        sb.described_vs
+    );
+    let se = snap_of(c, e, "2026-11-20");
+    assert!(close(se.described_vs, -1.0), "e is the minimum: −100%");
+    // A category of one shop shows no comparison.
+    let sl = snap_of(c, lone, "2026-11-20");
+    assert!(close(sl.described, 5.0));
+    assert_eq!(sl.described_vs, None);
+    // Few orders: no score, tier unrated.
+    assert_eq!(sa.score, None);
+    assert_eq!(sa.tier, "unrated");
+}
+
+/// Two apparel shops with 40 valid orders each: `good` ships in 2 h and delivers in a day,
+/// `bad` ships after 50 h (no credit) and delivers in four days, and every fourth of its
+/// orders gets a bad review.
+fn scored_world(c: &mut DbConn, day: &str) -> (i64, i64) {
+    let good = shop(c, "good", "apparel");
+    let bad = shop(c, "bad", "apparel");
+    let buyer = user(c, "many");
+    for i in 0..40 {
+        let paid = at(day, -24 * (3 + i % 40) - 5);
+        order(c, good, buyer, 9900, paid, Some(2), Some(24));
+        let o = order(c, bad, buyer, 9900, paid, Some(50), Some(96));
+        if i % 4 == 0 {
+            rate(c, o, (1, 2, 2), paid + Duration::days(6));
+        }
+    }
+    // Orders under ¥2 are not valid orders.
+    for _ in 0..5 {
+        order(c, good, buyer, 100, at(day, -30), Some(1), Some(10));
+    }
+    (good, bad)
+}
+
+#[test]
+fn experience_score_ranks_smooths_and_reruns_change_nothing() {
+    let db = TestDb::new();
+    let pool = open(&db);
+    let c = &mut *pool.get().unwrap();
+    let (good, bad) = scored_world(c, "2026-11-20");
+    let RunOutcome::Scored(first) = run(&pool, &db, "2026-11-20") else {
+        panic!("first run scores")
+    };
+    assert_eq!(first.written, 2);
+    let g = snap_of(c, good, "2026-11-20");
+    let b = snap_of(c, bad, "2026-11-20");
+    assert_eq!(g.valid_orders, 40, "orders under ¥2 excluded");
+    // Percent ranks in a category of two: best 1 → 5.0 points, worst 0 → 3.0, a tie 0.5 →
+    // 4.0. Product: bad reviews good 5 / bad 3, quality refunds tied (none) 4 / 4. Logistics:
+    // ship in time and delivery time good 5 / bad 3. Service: complaints and at-fault rulings
+    // tied (none) 4 / 4; refund handling absent.
+    let raw_g = 0.5 * (5.0 + 4.0) / 2.0 + 0.15 * 5.0 + 0.35 * 4.0;
+    let raw_b = 0.5 * (3.0 + 4.0) / 2.0 + 0.15 * 3.0 + 0.35 * 4.0;
+    assert!(close(g.raw, raw_g), "{:?}", g.raw);
+    assert!(close(b.raw, raw_b), "{:?}", b.raw);
+    let cm = (raw_g + raw_b) / 2.0;
+    let want = |x: f64| ((40.0 * x + 30.0 * cm) / 70.0 * 100.0).round() / 100.0;
+    assert!(
+        close(g.score, want(raw_g)),
+        "{:?} vs {}",
+        g.score,
+        want(raw_g)
+    );
+    assert!(close(b.score, want(raw_b)));
+    // The metrics behind the score are kept: bad's ship-in-time is 0 of 40 weighted orders.
+    let metrics: serde_json::Value = serde_json::from_str(&b.metrics).unwrap();
+    assert_eq!(metrics["ship_in_time"]["value"].as_f64(), Some(0.0));
+    assert_eq!(metrics["ship_in_time"]["rank"].as_f64(), Some(0.0));
+    assert!(metrics["bad_review_rate"]["num"].as_f64().unwrap() > 0.0);
+
+    // Running the day again: the lease says done; scoring it again anyway writes nothing
+    // and mails nothing.
+    let before = snapshots(c);
+    let mails: i64 = mail_outbox::table.count().get_result(c).unwrap();
+    assert_eq!(run(&pool, &db, "2026-11-20"), RunOutcome::AlreadyDone);
+    let again = job::score_day(
+        c,
+        &test_settings(&db),
+        d("2026-11-20"),
+        at("2026-11-30", 4),
+        None,
+    )
+    .unwrap();
+    assert_eq!(again.written, 0);
+    assert_eq!(again.emails, 0);
+    assert_eq!(snapshots(c), before);
+    assert_eq!(
+        mail_outbox::table.count().get_result::<i64>(c).unwrap(),
+        mails
+    );
+}
+
+#[test]
+fn backfill_counts_low_days_and_clears_the_shop_once() {
+    let db = TestDb::new();
+    let pool = open(&db);
+    let c = &mut *pool.get().unwrap();
+    let (good, bad) = scored_world(c, "2026-11-18");
+    // Rules v2: no smoothing, cleared after 2 consecutive days below 3.2.
+    let mut r = ScoreRules::default_set();
+    r.smoothing_m = 0.0;
+    r.clearance_days = 2;
+    rules::save(c, &r, "test", None, at("2026-11-01", 0)).unwrap();
+    let mut tiers = Vec::new();
+    for day in ["2026-11-16", "2026-11-17", "2026-11-18"] {
+        run(&pool, &db, day);
+        tiers.push(snap_of(c, bad, day));
+    }
+    // Unsmoothed, bad scores 0.5·3.5 + 0.15·3 + 0.35·4 = 3.6 (barred, not yet on watch) and
+    // good 0.5·4.5 + 0.15·5 + 0.35·4 = 4.4 (normal).
+    assert!(close(tiers[0].score, 3.6), "{:?}", tiers[0].score);
+    assert!(tiers.iter().all(|t| t.tier == "barred" && t.low_days == 0));
+    assert!(close(snap_of(c, good, "2026-11-16").score, 4.4));
+    assert_eq!(snap_of(c, good, "2026-11-16").tier, "normal");
+    // A stricter rule version: clearance watch below 3.7. Two days on watch clear the shop.
+    let mut harsher = r.clone();
+    harsher.tier_clearance = 3.7;
+    rules::save(c, &harsher, "test 2", None, at("2026-11-01", 0)).unwrap();
+    run(&pool, &db, "2026-11-19");
+    let s19 = snap_of(c, bad, "2026-11-19");
+    assert_eq!((s19.tier.as_str(), s19.low_days), ("watch", 1));
+    run(&pool, &db, "2026-11-20");
+    let s20 = snap_of(c, bad, "2026-11-20");
+    assert_eq!((s20.tier.as_str(), s20.low_days), ("cleared", 2));
+    let status: String = shops::table
+        .find(bad)
+        .select(shops::status)
+        .first(c)
+        .unwrap();
+    assert_eq!(status, "cleared");
+    let audits: i64 = audit_log::table
+        .filter(audit_log::action.eq("dsr.clear"))
+        .filter(audit_log::shop_id.eq(Some(bad)))
+        .count()
+        .get_result(c)
+        .unwrap();
+    assert_eq!(audits, 1);
+    let cleared_mail: i64 = mail_outbox::table
+        .filter(mail_outbox::kind.eq("shop_cleared"))
+        .count()
+        .get_result(c)
+        .unwrap();
+    assert_eq!(cleared_mail, 1);
+    // The tier changes (none → barred on the first day, barred → watch) were mailed once each.
+    let tier_mail: i64 = mail_outbox::table
+        .filter(mail_outbox::kind.eq("dsr_tier"))
+        .filter(mail_outbox::to_addr.eq("bad_owner@example.com"))
+        .count()
+        .get_result(c)
+        .unwrap();
+    assert_eq!(tier_mail, 2);
+    // A cleared shop is no longer scored.
+    run(&pool, &db, "2026-11-21");
+    assert!(snapshots(c)
+        .iter()
+        .all(|s| !(s.shop == bad && s.day == "2026-11-21")));
+    let listed: i64 = products::table
+        .filter(products::shop_id.eq(bad))
+        .filter(products::status.eq("listed"))
+        .count()
+        .get_result(c)
+        .unwrap();
+    assert_eq!(listed, 0);
+}
+
+/// `haodian dsr score --date D` on `db`, with extra environment.
+fn cli(db: &TestDb, day: &str, env: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = std::process::Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HAODIAN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(["dsr", "score", "--date", day])
+        .env("DATABASE_URL", &db.url)
+        .env("MAIL_URL", "log")
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+fn many_shops(c: &mut DbConn, n: usize) {
+    let buyer = user(c, "crowd");
+    for i in 0..n {
+        let cat = ["apparel", "food", "cosmetics"][i % 3];
+        let s = shop(c, &format!("s{i}"), cat);
+        for k in 0..(i % 5 + 1) {
+            let paid = at("2026-11-20", -24 * (k as i64 + 2));
+            let o = order(
+                c,
+                s,
+                buyer,
+                2000 + k as i64,
+                paid,
+                Some(i as i64 % 50),
+                Some(30),
+            );
+            rate(
+                c,
+                o,
+                (1 + (i + k) as i64 % 5, 5, 4),
+                paid + Duration::days(4),
+            );
+        }
+    }
+}
+
+#[test]
+fn four_processes_at_once_score_once() {
+    let db = TestDb::new();
+    let pool = open(&db);
+    many_shops(&mut pool.get().unwrap(), 12);
+    let children: Vec<_> = (0..4).map(|_| cli(&db, "2026-11-20", &[])).collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|ch| ch.wait_with_output().unwrap())
+        .collect();
+    let mut scored = 0;
+    for o in &outs {
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if text.contains("snapshots written") {
+            scored += 1;
+        } else {
+            assert!(text.contains("nothing to do"), "{text}");
+        }
+    }
+    assert_eq!(scored, 1, "exactly one process computed");
+    let c = &mut *pool.get().unwrap();
+    let runs: Vec<(String, i64)> = job_runs::table
+        .filter(job_runs::job.eq("dsr.score"))
+        .select((job_runs::status, job_runs::attempts))
+        .load(c)
+        .unwrap();
+    assert_eq!(runs, vec![("done".to_string(), 1)]);
+    assert_eq!(snapshots(c).len(), 12);
+}
+
+#[test]
+fn a_run_killed_midway_resumes_to_the_clean_result() {
+    let (killed, clean) = (TestDb::new(), TestDb::new());
+    let (pk, pc) = (open(&killed), open(&clean));
+    many_shops(&mut pk.get().unwrap(), 12);
+    many_shops(&mut pc.get().unwrap(), 12);
+    let batch = [("HAODIAN_DSR_BATCH", "5")];
+    // The first process dies right after committing its first batch of five.
+    let out = cli(
+        &killed,
+        "2026-11-20",
+        &[batch[0], ("HAODIAN_FAULT_DSR_EXIT_AFTER_BATCHES", "1")],
+    )
+    .wait_with_output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(snapshots(&mut pk.get().unwrap()).len(), 5);
+    // The next run takes the dead process's lease over and finishes the day.
+    let out = cli(&killed, "2026-11-20", &batch)
+        .wait_with_output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("7 snapshots written"), "{text}");
+    let out = cli(&clean, "2026-11-20", &batch)
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    // Same rows as an uninterrupted run (shop ids match: both worlds were built alike).
+    assert_eq!(
+        snapshots(&mut pk.get().unwrap()),
+        snapshots(&mut pc.get().unwrap())
+    );
+    let attempts: i64 = job_runs::table
+        .filter(job_runs::job.eq("dsr.score"))
+        .select(job_runs::attempts)
+        .first(&mut pk.get().unwrap())
+        .unwrap();
+    assert_eq!(attempts, 2);
+}
