@@ -50,9 +50,14 @@ enum Command {
         /// Benchmark data: a shop with 60 listed products, one of them with 10 SKUs.
         #[arg(long)]
         bench: bool,
-        /// Scale data: N shops with 50 listed products of 10 SKUs each (2000 → 1,000,000 SKUs).
+        /// Scale data: N shops with 50 listed products of 10 SKUs each (2000 → 1,000,000 SKUs);
+        /// with --ratings, N shops with orders and ratings for the nightly scoring instead.
         #[arg(long, value_name = "N")]
         shops: Option<usize>,
+        /// With --shops N: M ratings on as many completed orders (plus 30% unrated orders),
+        /// shipments, refunds and complaints, spread unevenly over the N shops.
+        #[arg(long, value_name = "M", requires = "shops")]
+        ratings: Option<usize>,
     },
     /// Store scoring.
     Dsr {
@@ -281,7 +286,12 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
             );
             Ok(())
         }
-        Command::Seed { demo, bench, shops } => {
+        Command::Seed {
+            demo,
+            bench,
+            shops,
+            ratings,
+        } => {
             if !demo && !bench && shops.is_none() {
                 return Err(AppError::Internal(
                     "nothing to seed: pass --demo, --bench or --shops N".into(),
@@ -296,6 +306,21 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
             }
             if bench {
                 println!("{}", haodian::seed::bench(&mut *pool.get()?)?.join("\n"));
+            }
+            if let (Some(n), Some(m)) = (shops, ratings) {
+                let started = std::time::Instant::now();
+                let mut report = |what: &str| {
+                    eprintln!("seeded {what} ({:.0} s)", started.elapsed().as_secs_f64())
+                };
+                let lines = haodian::seed::scoring_scale(
+                    &mut *pool.get()?,
+                    n,
+                    m,
+                    settings.tz,
+                    &mut report,
+                )?;
+                println!("{}", lines.join("\n"));
+                return Ok(());
             }
             if let Some(n) = shops {
                 let started = std::time::Instant::now();

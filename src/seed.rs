@@ -2,6 +2,10 @@
 //! once, and shops bound to the merchants' accounts. Later issues add products, orders and
 //! ratings here.
 
+mod scoring;
+
+pub use scoring::seed as scoring_scale;
+
 use crate::accounts::{service, Role, SessionUser, User};
 use crate::config::Settings;
 use crate::db::DbConn;

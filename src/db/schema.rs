@@ -470,6 +470,7 @@ diesel::table! {
         body -> Text,
         photo_media_ids -> Text,
         month -> Text,
+        seq -> BigInt,
         reply -> Text,
         replied_by -> Nullable<BigInt>,
         replied_at -> Nullable<Timestamp>,

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike};
+use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double};
 use serde_json::json;
@@ -142,33 +142,40 @@ fn ts(b: Backend, t: NaiveDateTime) -> String {
 /// Hours from `a` to `z` as a SQL expression.
 fn hours(b: Backend, a: &str, z: &str) -> String {
     match b {
-        Backend::Postgres => {
-            format!("(CAST(EXTRACT(EPOCH FROM ({z} - {a})) AS DOUBLE PRECISION) / 3600.0)")
-        }
+        // date_part gives double precision; EXTRACT gives numeric (slow arithmetic).
+        Backend::Postgres => format!("(date_part('epoch', {z} - {a}) / 3600.0)"),
         Backend::Sqlite => format!("((julianday({z}) - julianday({a})) * 24.0)"),
     }
 }
 
-/// `WITH w(lo, hi, wt) AS (VALUES …)`: one row per day aged `ages` before D with its weight.
-fn weights(
-    b: Backend,
-    tz: chrono_tz::Tz,
-    day: NaiveDate,
-    ages: std::ops::RangeInclusive<i64>,
-    r: &ScoreRules,
-) -> String {
-    let rows: Vec<String> = ages
+/// `WITH w(d, wt) AS (VALUES …)`: the recency weight of each age in days (0 = day D).
+fn weights(max_age: i64, r: &ScoreRules) -> String {
+    let rows: Vec<String> = (0..=max_age)
         .map(|age| {
-            let d = day - Duration::days(age);
             format!(
-                "({}, {}, CAST({:.12} AS DOUBLE PRECISION))",
-                ts(b, day_start(tz, d)),
-                ts(b, day_start(tz, d + Duration::days(1))),
+                "({age}, CAST({:.12} AS DOUBLE PRECISION))",
                 f::decay(age, r.half_life_days)
             )
         })
         .collect();
-    format!("WITH w(lo, hi, wt) AS (VALUES {})", rows.join(", "))
+    format!("WITH w(d, wt) AS (VALUES {})", rows.join(", "))
+}
+
+/// The age in whole days of a timestamp before `end` (the end of day D): 0 on day D.
+/// Days are counted as 24 h back from the end of D (exact for zones without daylight saving,
+/// such as the default Asia/Shanghai); measured to a millisecond before the end, so the first
+/// instant of a day still belongs to it.
+fn age(b: Backend, col: &str, end: NaiveDateTime) -> String {
+    let edge = (end - Duration::milliseconds(1)).format("%Y-%m-%d %H:%M:%S%.3f");
+    let edge = match b {
+        Backend::Postgres => format!("TIMESTAMP '{edge}'"),
+        Backend::Sqlite => format!("'{edge}'"),
+    };
+    let h = hours(b, col, &edge);
+    match b {
+        Backend::Postgres => format!("CAST(FLOOR({h} / 24.0) AS BIGINT)"),
+        Backend::Sqlite => format!("CAST({h} / 24.0 AS INTEGER)"),
+    }
 }
 
 #[derive(QueryableByName)]
@@ -197,6 +204,8 @@ struct PaidRow {
     ship_den: f64,
     #[diesel(sql_type = Double)]
     ship_num: f64,
+    #[diesel(sql_type = Double)]
+    lag_den: f64,
 }
 
 #[derive(QueryableByName)]
@@ -220,13 +229,9 @@ struct SumRow {
 }
 
 #[derive(QueryableByName)]
-struct LagRow {
+struct ComplaintRow {
     #[diesel(sql_type = BigInt)]
     shop_id: i64,
-    #[diesel(sql_type = Double)]
-    den: f64,
-    #[diesel(sql_type = Double)]
-    quality: f64,
     #[diesel(sql_type = Double)]
     complaint: f64,
     #[diesel(sql_type = Double)]
@@ -239,7 +244,15 @@ where
         + diesel::deserialize::QueryableByName<diesel::sqlite::Sqlite>
         + 'static,
 {
-    Ok(crate::per_backend!(conn, |c| diesel::sql_query(sql).load::<T>(c))?)
+    let started = std::time::Instant::now();
+    let rows = crate::per_backend!(conn, |c| diesel::sql_query(sql).load::<T>(c))?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        rows = rows.len(),
+        sql = &sql[sql.len().saturating_sub(120)..],
+        "dsr gather"
+    );
+    Ok(rows)
 }
 
 /// Everything the formulas need about one shop.
@@ -299,54 +312,73 @@ fn gather(
     r: &ScoreRules,
 ) -> Result<HashMap<i64, Inputs>, AppError> {
     let b = conn.backend();
-    let end = day_start(tz, day + Duration::days(1));
-    let start90 = day_start(tz, day - Duration::days(r.window_days - 1));
+    let end_t = day_start(tz, day + Duration::days(1));
+    let end = ts(b, end_t);
+    let since = |days: i64| ts(b, day_start(tz, day - Duration::days(days - 1)));
+    let window = r.window_days;
+    let (lag_from, lag_to) = (r.lag_from_days, r.lag_to_days);
+    let w = weights(lag_to.max(window - 1), r);
     let mut by_shop: HashMap<i64, Inputs> = HashMap::new();
 
-    // 1. DSR: counted ratings (first N per buyer, shop and month) of the last 180 days. The
-    //    cap counts from the start of the month the window starts in.
-    let dsr_start = day - Duration::days(r.dsr_window_days - 1);
-    let month_start = day_start(tz, dsr_start.with_day(1).unwrap_or(dsr_start));
+    // 1. DSR: counted ratings (seq within the monthly cap) of the last 180 days.
     let sql = format!(
         "SELECT shop_id, COUNT(*) AS n, \
            CAST(AVG(CAST(described AS DOUBLE PRECISION)) AS DOUBLE PRECISION) AS d, \
            CAST(AVG(CAST(service AS DOUBLE PRECISION)) AS DOUBLE PRECISION) AS s, \
            CAST(AVG(CAST(logistics AS DOUBLE PRECISION)) AS DOUBLE PRECISION) AS l \
-         FROM (SELECT shop_id, described, service, logistics, created_at, \
-                 ROW_NUMBER() OVER (PARTITION BY buyer_id, shop_id, month ORDER BY created_at, id) AS rn \
-               FROM ratings WHERE created_at >= {ms} AND created_at < {end}) r \
-         WHERE rn <= {cap} AND created_at >= {start} GROUP BY shop_id",
-        ms = ts(b, month_start),
-        end = ts(b, end),
-        start = ts(b, day_start(tz, dsr_start)),
+         FROM ratings WHERE created_at >= {start} AND created_at < {end} AND seq <= {cap} \
+         GROUP BY shop_id",
+        start = since(r.dsr_window_days),
         cap = r.dsr_monthly_cap,
     );
     for row in load::<DsrRow>(conn, &sql)? {
         by_shop.entry(row.shop_id).or_default().dsr = Some((row.n, row.d, row.s, row.l));
     }
 
-    // 2. Valid paid orders of the window: count, recent activity, shipping in time (only
-    //    orders paid long enough ago to have had the whole shipping allowance).
-    let w90 = weights(b, tz, day, 0..=r.window_days - 1, r);
+    // Weighted sums go in two steps: an aggregate per shop and age in days (one pass over the
+    // rows), then the small result joined with the day weights. The innermost subquery works
+    // out each row's age and durations once; on SQLite `LIMIT -1` keeps it from being
+    // flattened into the aggregate (which would evaluate those expressions again per use).
+    let once = match b {
+        Backend::Sqlite => " LIMIT -1",
+        Backend::Postgres => "",
+    };
+    //
+    // 2. Valid orders paid within the last `lag_to` days: the window's count, recent activity
+    //    and shipping in time (orders paid long enough ago to have had the whole shipping
+    //    allowance), and the lagged window's denominator.
     let longest = r.ship_credit.last().map(|c| c.0).unwrap_or(48);
-    let ship_h = hours(b, "o.paid_at", "o.shipped_at");
-    let mut credit = String::from("CASE WHEN o.shipped_at IS NULL OR o.shipped_at >= ");
-    credit.push_str(&ts(b, end));
-    credit.push_str(" THEN 0.0");
+    let mut credit = format!("CASE WHEN o.shipped_at IS NULL OR o.shipped_at >= {end} THEN 0.0");
     for (bound, c) in &r.ship_credit {
-        credit.push_str(&format!(" WHEN {ship_h} <= {bound} THEN {c:.6}"));
+        credit.push_str(&format!(" WHEN o.sh <= {bound} THEN {c:.6}"));
     }
     credit.push_str(" ELSE 0.0 END");
-    let ship_cut = ts(b, end - Duration::hours(longest));
+    let shippable = format!(
+        "o.paid_at < {cut} AND (o.shipped_at IS NOT NULL OR o.status NOT IN ('cancelled', 'closed'))",
+        cut = ts(b, end_t - Duration::hours(longest))
+    );
     let sql = format!(
-        "{w90} SELECT o.shop_id AS shop_id, COUNT(*) AS n, \
-           CAST(SUM(CASE WHEN o.paid_at >= {recent} THEN 1 ELSE 0 END) AS BIGINT) AS recent, \
-           CAST(SUM(CASE WHEN o.paid_at < {ship_cut} AND {shippable} THEN w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS ship_den, \
-           CAST(SUM(CASE WHEN o.paid_at < {ship_cut} AND {shippable} THEN w.wt * ({credit}) ELSE 0.0 END) AS DOUBLE PRECISION) AS ship_num \
-         FROM orders o JOIN w ON o.paid_at >= w.lo AND o.paid_at < w.hi \
-         WHERE o.total_fen >= {min} GROUP BY o.shop_id",
-        recent = ts(b, end - Duration::days(r.recommend_recent_days)),
-        shippable = "(o.shipped_at IS NOT NULL OR o.status NOT IN ('cancelled', 'closed'))",
+        "{w} SELECT g.shop_id AS shop_id, \
+           CAST(SUM(CASE WHEN g.d < {window} THEN g.n ELSE 0 END) AS BIGINT) AS n, \
+           CAST(SUM(g.recent) AS BIGINT) AS recent, \
+           CAST(SUM(CASE WHEN g.d < {window} THEN g.ship_n * w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS ship_den, \
+           CAST(SUM(CASE WHEN g.d < {window} THEN g.credit * w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS ship_num, \
+           CAST(SUM(CASE WHEN g.d >= {lag_from} AND g.d <= {lag_to} THEN g.n * w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS lag_den \
+         FROM (SELECT o.shop_id AS shop_id, o.d AS d, COUNT(*) AS n, \
+                 SUM(CASE WHEN o.paid_at >= {recent} THEN 1 ELSE 0 END) AS recent, \
+                 SUM(CASE WHEN {shippable} THEN 1 ELSE 0 END) AS ship_n, \
+                 SUM(CASE WHEN {shippable} THEN {credit} ELSE 0.0 END) AS credit \
+               FROM (SELECT shop_id, paid_at, shipped_at, status, {age} AS d, {sh} AS sh \
+                     FROM orders WHERE {scan}paid_at >= {start} AND paid_at < {end} AND total_fen >= {min}{once}) o \
+               GROUP BY o.shop_id, o.d) g \
+         JOIN w ON w.d = g.d GROUP BY g.shop_id",
+        age = age(b, "paid_at", end_t),
+        sh = hours(b, "paid_at", "shipped_at"),
+        // Half the table or more: on SQLite a sequential scan beats the paid_at index's
+        // random lookups (a unary + keeps the planner off the index).
+        scan = if b == Backend::Sqlite { "+" } else { "" },
+        recent = since(r.recommend_recent_days),
+        start = since(lag_to.max(window - 1) + 1),
         min = r.valid_order_min_fen,
     );
     for row in load::<PaidRow>(conn, &sql)? {
@@ -355,17 +387,27 @@ fn gather(
         e.recent_orders = row.recent;
         e.ship_den = row.ship_den;
         e.ship_num = row.ship_num;
+        e.lag_den = row.lag_den;
     }
 
-    // 3. Delivered orders (by delivery, or completion without a scan) and delivery times.
-    let delivered = "COALESCE(o.delivered_at, o.completed_at)";
+    // 3. Orders delivered in the window (by the delivery scan, or completion without one) and
+    //    the delivery times of the scanned ones.
+    let delivered = "COALESCE(delivered_at, completed_at)";
     let scanned = "o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL";
     let sql = format!(
-        "{w90} SELECT o.shop_id AS shop_id, CAST(SUM(w.wt) AS DOUBLE PRECISION) AS den, \
-           CAST(SUM(CASE WHEN {scanned} THEN w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS time_den, \
-           CAST(SUM(CASE WHEN {scanned} THEN w.wt * {h} ELSE 0.0 END) AS DOUBLE PRECISION) AS time_num \
-         FROM orders o JOIN w ON {delivered} >= w.lo AND {delivered} < w.hi GROUP BY o.shop_id",
-        h = hours(b, "o.shipped_at", "o.delivered_at"),
+        "{w} SELECT g.shop_id AS shop_id, CAST(SUM(g.n * w.wt) AS DOUBLE PRECISION) AS den, \
+           CAST(SUM(g.timed * w.wt) AS DOUBLE PRECISION) AS time_den, \
+           CAST(SUM(g.hours * w.wt) AS DOUBLE PRECISION) AS time_num \
+         FROM (SELECT o.shop_id AS shop_id, o.d AS d, COUNT(*) AS n, \
+                 SUM(CASE WHEN {scanned} THEN 1 ELSE 0 END) AS timed, \
+                 SUM(CASE WHEN {scanned} THEN o.h ELSE 0.0 END) AS hours \
+               FROM (SELECT shop_id, shipped_at, delivered_at, {age} AS d, {h} AS h \
+                     FROM orders WHERE {delivered} >= {start} AND {delivered} < {end}{once}) o \
+               GROUP BY o.shop_id, o.d) g \
+         JOIN w ON w.d = g.d GROUP BY g.shop_id",
+        age = age(b, delivered, end_t),
+        h = hours(b, "shipped_at", "delivered_at"),
+        start = since(window),
     );
     for row in load::<DeliveredRow>(conn, &sql)? {
         let e = by_shop.entry(row.shop_id).or_default();
@@ -376,32 +418,55 @@ fn gather(
 
     // 4. Bad reviews ("as described" at or below the bar) given in the window.
     let sql = format!(
-        "{w90} SELECT r.shop_id AS shop_id, CAST(SUM(w.wt) AS DOUBLE PRECISION) AS v \
-         FROM ratings r JOIN w ON r.created_at >= w.lo AND r.created_at < w.hi \
-         WHERE r.described <= {max} GROUP BY r.shop_id",
+        "{w} SELECT g.shop_id AS shop_id, CAST(SUM(g.n * w.wt) AS DOUBLE PRECISION) AS v \
+         FROM (SELECT shop_id, {age} AS d, COUNT(*) AS n FROM ratings \
+               WHERE created_at >= {start} AND created_at < {end} AND described <= {max} \
+               GROUP BY shop_id, {age}) g \
+         JOIN w ON w.d = g.d GROUP BY g.shop_id",
+        age = age(b, "created_at", end_t),
+        start = since(window),
         max = r.bad_review_max_stars,
     );
     for row in load::<SumRow>(conn, &sql)? {
         by_shop.entry(row.shop_id).or_default().bad_reviews = row.v;
     }
 
-    // 5. The lagged window (T-15 … T-104): orders paid then, and which of them had a quality
-    //    refund, a complaint, a merchant-at-fault ruling (as known at the end of D).
-    let wlag = weights(b, tz, day, r.lag_from_days..=r.lag_to_days, r);
-    let sql = format!(
-        "{wlag} SELECT o.shop_id AS shop_id, CAST(SUM(w.wt) AS DOUBLE PRECISION) AS den, \
-           CAST(SUM(CASE WHEN EXISTS (SELECT 1 FROM refunds f WHERE f.order_id = o.id AND f.reason_category = 'quality' AND f.status <> 'rejected' AND f.requested_at < {end}) THEN w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS quality, \
-           CAST(SUM(CASE WHEN EXISTS (SELECT 1 FROM complaints k WHERE k.order_id = o.id AND k.created_at < {end}) THEN w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS complaint, \
-           CAST(SUM(CASE WHEN EXISTS (SELECT 1 FROM complaints k WHERE k.order_id = o.id AND k.merchant_at_fault = TRUE AND k.ruled_at < {end}) THEN w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS fault \
-         FROM orders o JOIN w ON o.paid_at >= w.lo AND o.paid_at < w.hi \
-         WHERE o.total_fen >= {min} GROUP BY o.shop_id",
-        end = ts(b, end),
+    // 5. The lagged window's numerators, from the (few) refunds and complaints (CROSS JOIN
+    //    keeps SQLite from driving the join from the many orders instead): orders paid
+    //    T-15 … T-104 with a quality refund, a complaint, a merchant-at-fault ruling, as known
+    //    at the end of D.
+    let lagged = format!(
+        "o.paid_at >= {start} AND o.paid_at < {stop} AND o.total_fen >= {min}",
+        start = since(lag_to + 1),
+        stop = since(lag_from),
         min = r.valid_order_min_fen,
     );
-    for row in load::<LagRow>(conn, &sql)? {
+    let oage = age(b, "o.paid_at", end_t);
+    let sql = format!(
+        "{w} SELECT g.shop_id AS shop_id, CAST(SUM(g.n * w.wt) AS DOUBLE PRECISION) AS v \
+         FROM (SELECT o.shop_id AS shop_id, {oage} AS d, COUNT(DISTINCT o.id) AS n \
+               FROM refunds f CROSS JOIN orders o \
+               WHERE o.id = f.order_id AND f.reason_category = 'quality' AND f.status <> 'rejected' \
+                 AND f.requested_at < {end} AND {lagged} \
+               GROUP BY o.shop_id, {oage}) g \
+         JOIN w ON w.d = g.d GROUP BY g.shop_id",
+    );
+    for row in load::<SumRow>(conn, &sql)? {
+        by_shop.entry(row.shop_id).or_default().quality = row.v;
+    }
+    let sql = format!(
+        "{w} SELECT g.shop_id AS shop_id, \
+           CAST(SUM(g.n * w.wt) AS DOUBLE PRECISION) AS complaint, \
+           CAST(SUM(g.fault * w.wt) AS DOUBLE PRECISION) AS fault \
+         FROM (SELECT o.shop_id AS shop_id, {oage} AS d, COUNT(DISTINCT o.id) AS n, \
+                 COUNT(DISTINCT CASE WHEN k.merchant_at_fault = TRUE AND k.ruled_at < {end} THEN o.id END) AS fault \
+               FROM complaints k CROSS JOIN orders o \
+               WHERE o.id = k.order_id AND k.created_at < {end} AND {lagged} \
+               GROUP BY o.shop_id, {oage}) g \
+         JOIN w ON w.d = g.d GROUP BY g.shop_id",
+    );
+    for row in load::<ComplaintRow>(conn, &sql)? {
         let e = by_shop.entry(row.shop_id).or_default();
-        e.lag_den = row.den;
-        e.quality = row.quality;
         e.complaints = row.complaint;
         e.at_fault = row.fault;
     }
@@ -412,8 +477,7 @@ fn gather(
          WHERE f.requested_at >= {start} AND f.requested_at < {end} \
            AND f.decided_at IS NOT NULL AND f.decided_at < {end}",
         h = hours(b, "f.requested_at", "f.decided_at"),
-        start = ts(b, start90),
-        end = ts(b, end),
+        start = since(window),
     );
     for row in load::<SumRow>(conn, &sql)? {
         by_shop

@@ -152,24 +152,55 @@ pub fn rate(
         for (ct, bytes) in photos {
             ids.push(accounts::store_media(c, me.id, ct, bytes, now)?.to_string());
         }
-        let inserted = diesel::insert_into(ratings::table)
-            .values((
-                ratings::order_id.eq(r.order_id),
-                ratings::shop_id.eq(r.shop_id),
-                ratings::buyer_id.eq(me.id),
-                ratings::described.eq(form.described),
-                ratings::service.eq(form.service),
-                ratings::logistics.eq(form.logistics),
-                ratings::body.eq(form.body.trim()),
-                ratings::photo_media_ids.eq(ids.join(",")),
-                ratings::month.eq(month),
-                ratings::created_at.eq(now),
-            ))
-            .execute(c);
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(AppError::Conflict("rating.already")),
-            Err(e) => return Err(e.into()),
+        // The rating's place among this buyer's ratings of this shop this month. Two at once
+        // (PostgreSQL) collide on the unique (buyer, shop, month, seq): the loser takes the
+        // next place; a collision on the order means it was rated meanwhile.
+        let mut placed = false;
+        for _ in 0..5 {
+            let seq = ratings::table
+                .filter(ratings::buyer_id.eq(me.id))
+                .filter(ratings::shop_id.eq(r.shop_id))
+                .filter(ratings::month.eq(month))
+                .select(diesel::dsl::max(ratings::seq))
+                .first::<Option<i64>>(c)?
+                .unwrap_or(0)
+                + 1;
+            let inserted = c.transaction(|c| {
+                diesel::insert_into(ratings::table)
+                    .values((
+                        ratings::order_id.eq(r.order_id),
+                        ratings::shop_id.eq(r.shop_id),
+                        ratings::buyer_id.eq(me.id),
+                        ratings::described.eq(form.described),
+                        ratings::service.eq(form.service),
+                        ratings::logistics.eq(form.logistics),
+                        ratings::body.eq(form.body.trim()),
+                        ratings::photo_media_ids.eq(ids.join(",")),
+                        ratings::month.eq(month),
+                        ratings::seq.eq(seq),
+                        ratings::created_at.eq(now),
+                    ))
+                    .execute(c)
+            });
+            match inserted {
+                Ok(_) => {
+                    placed = true;
+                    break;
+                }
+                Err(e) if is_unique_violation(&e) => {
+                    let rated: i64 = ratings::table
+                        .filter(ratings::order_id.eq(r.order_id))
+                        .count()
+                        .get_result(c)?;
+                    if rated > 0 {
+                        return Err(AppError::Conflict("rating.already"));
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !placed {
+            return Err(AppError::Conflict("rating.busy"));
         }
         let id: i64 = ratings::table
             .filter(ratings::order_id.eq(r.order_id))

@@ -193,14 +193,11 @@ async fn browser_merchant_lists_a_product_and_a_visitor_sees_it() {
             .await?
             .send_keys(PASSWORD)
             .await?;
-        b.find(Locator::Css("#login-form button[type=submit]"))
-            .await?
-            .click()
-            .await?;
+        click_through(&b, "#login-form button[type=submit]").await?;
         b.wait().for_element(Locator::Css("#logout")).await?;
         // Open a shop.
         b.goto(&format!("{}/merchant", app.addr)).await?;
-        b.find(Locator::Css("#open-shop")).await?.click().await?;
+        click_through(&b, "#open-shop").await?;
         b.find(Locator::Css("#name"))
             .await?
             .send_keys("浏览器小店")
@@ -213,17 +210,11 @@ async fn browser_merchant_lists_a_product_and_a_visitor_sees_it() {
             .await?
             .select_by_label("服饰 · 保证金 ¥2000.00")
             .await?;
-        b.find(Locator::Css("#open-shop-form button[type=submit]"))
-            .await?
-            .click()
-            .await?;
+        click_through(&b, "#open-shop-form button[type=submit]").await?;
         b.wait().for_element(Locator::Css("#products-link")).await?;
         // Create a product with two SKUs and list it.
-        b.find(Locator::Css("#products-link"))
-            .await?
-            .click()
-            .await?;
-        b.find(Locator::Css("#new-product")).await?.click().await?;
+        click_through(&b, "#products-link").await?;
+        click_through(&b, "#new-product").await?;
         b.find(Locator::Css("#title"))
             .await?
             .send_keys("浏览器上架的帆布包")
@@ -232,19 +223,13 @@ async fn browser_merchant_lists_a_product_and_a_visitor_sees_it() {
             .await?
             .select_by_label("服饰")
             .await?;
-        b.find(Locator::Css("#product-form button[type=submit]"))
-            .await?
-            .click()
-            .await?;
+        click_through(&b, "#product-form button[type=submit]").await?;
         b.wait().for_element(Locator::Css("#variants-text")).await?;
         b.find(Locator::Css("#variants-text"))
             .await?
             .send_keys("颜色: 米色, 黑色")
             .await?;
-        b.find(Locator::Css("#variants button[type=submit]"))
-            .await?
-            .click()
-            .await?;
+        click_through(&b, "#variants button[type=submit]").await?;
         b.wait().for_element(Locator::Css("#sku-form")).await?;
         for (i, input) in b
             .find_all(Locator::Css("#sku-form input[name$='_price']"))
@@ -261,17 +246,11 @@ async fn browser_merchant_lists_a_product_and_a_visitor_sees_it() {
             input.clear().await?;
             input.send_keys("12").await?;
         }
-        b.find(Locator::Css("#sku-form button[type=submit]"))
-            .await?
-            .click()
-            .await?;
+        click_through(&b, "#sku-form button[type=submit]").await?;
         b.wait()
             .for_element(Locator::Css("#submit-listing"))
             .await?;
-        b.find(Locator::Css("#submit-listing"))
-            .await?
-            .click()
-            .await?;
+        click_through(&b, "#submit-listing").await?;
         b.wait()
             .for_element(Locator::Css("#product-status"))
             .await?;
@@ -283,7 +262,7 @@ async fn browser_merchant_lists_a_product_and_a_visitor_sees_it() {
         assert_eq!(status, "在售");
         screenshot(&b, "merchant-product").await;
         // A visitor (logged out) sees it on the storefront and the account profile.
-        b.find(Locator::Css("#logout")).await?.click().await?;
+        click_through(&b, "#logout").await?;
         b.wait()
             .for_element(Locator::Css("a[href='/signup']"))
             .await?;
@@ -301,7 +280,7 @@ async fn browser_merchant_lists_a_product_and_a_visitor_sees_it() {
             .text()
             .await?
             .contains("浏览器上架的帆布包"));
-        b.find(Locator::Css(".product-card")).await?.click().await?;
+        click_through(&b, ".product-card").await?;
         let body = b.find(Locator::Css("body")).await?.text().await?;
         assert!(
             body.contains("米色") && body.contains("黑色") && body.contains("库存 12"),
@@ -313,6 +292,24 @@ async fn browser_merchant_lists_a_product_and_a_visitor_sees_it() {
     .await;
     let _ = b.close().await;
     result.expect("browser flow");
+}
+
+/// Clicks what navigates to another page and waits until the old page is gone, so nothing
+/// read next can come from the page being left (a stale element under load otherwise).
+async fn click_through(
+    b: &fantoccini::Client,
+    css: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    let old = b.find(Locator::Css("html")).await?;
+    b.find(Locator::Css(css)).await?.click().await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while old.tag_name().await.is_ok() {
+        if std::time::Instant::now() > deadline {
+            panic!("clicking {css} did not leave the page");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 /// The text of the whole page.
@@ -359,17 +356,14 @@ async fn browser_login(
         .await?
         .send_keys(PASSWORD)
         .await?;
-    b.find(Locator::Css("#login-form button[type=submit]"))
-        .await?
-        .click()
-        .await?;
+    click_through(b, "#login-form button[type=submit]").await?;
     b.wait().for_element(Locator::Css("#logout")).await?;
     Ok(())
 }
 
 /// Logs the browser out with the header's button and waits for the visitor's page.
 async fn browser_logout(b: &fantoccini::Client) -> Result<(), fantoccini::error::CmdError> {
-    b.find(Locator::Css("#logout")).await?.click().await?;
+    click_through(b, "#logout").await?;
     b.wait()
         .for_element(Locator::Css("a[href='/signup']"))
         .await?;

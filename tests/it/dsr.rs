@@ -5,8 +5,8 @@
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use haodian::db::schema::{
-    audit_log, checkouts, dsr_snapshots as snap, job_runs, mail_outbox, orders, products, ratings,
-    shops, users,
+    audit_log, checkouts, dsr_snapshots as snap, job_runs, mail_outbox, orders, products, shops,
+    users,
 };
 use haodian::db::DbConn;
 use haodian::dsr::job::{self, day_start, RunOutcome};
@@ -157,29 +157,35 @@ fn order(
         .unwrap()
 }
 
+/// The buyer rates the order at `when`, through the ratings service (which places the rating
+/// among the buyer's ratings of the shop that month).
 fn rate(c: &mut DbConn, order: i64, stars: (i64, i64, i64), when: NaiveDateTime) {
-    let (shop, buyer): (i64, i64) = orders::table
+    let (no, buyer): (String, i64) = orders::table
         .find(order)
-        .select((orders::shop_id, orders::buyer_id))
+        .select((orders::order_no, orders::buyer_id))
         .first(c)
         .unwrap();
+    let me = haodian::accounts::SessionUser {
+        id: buyer,
+        session_id: 0,
+        email: String::new(),
+        handle: String::new(),
+        display_name: String::new(),
+        roles: Vec::new(),
+        locale: None,
+        email_verified: true,
+        avatar_media_id: None,
+    };
     let month = haodian::dsr::job::platform_day(tz(), when)
         .format("%Y-%m")
         .to_string();
-    diesel::insert_into(ratings::table)
-        .values((
-            ratings::order_id.eq(order),
-            ratings::shop_id.eq(shop),
-            ratings::buyer_id.eq(buyer),
-            ratings::described.eq(stars.0),
-            ratings::service.eq(stars.1),
-            ratings::logistics.eq(stars.2),
-            ratings::body.eq(""),
-            ratings::month.eq(month),
-            ratings::created_at.eq(when),
-        ))
-        .execute(c)
-        .unwrap();
+    let form = haodian::ratings::service::RatingForm {
+        described: stars.0,
+        service: stars.1,
+        logistics: stars.2,
+        body: String::new(),
+    };
+    haodian::ratings::service::rate(c, &me, &no, &form, &[], when, &month).unwrap();
 }
 
 /// Rates a new order of `buyer` at `shop` at `when`.

@@ -10,8 +10,10 @@ CREATE TABLE ratings (
     logistics BIGINT NOT NULL CHECK (logistics BETWEEN 1 AND 5),
     body TEXT NOT NULL,
     photo_media_ids TEXT NOT NULL DEFAULT '',
-    -- Calendar month in platform time (YYYY-MM): the repeat-buyer cap counts per month.
+    -- Calendar month in platform time (YYYY-MM) and the rating's place among this buyer's
+    -- ratings of this shop in that month (1, 2, …): the DSR counts those with seq <= the cap.
     month TEXT NOT NULL,
+    seq BIGINT NOT NULL CHECK (seq >= 1),
     reply TEXT NOT NULL DEFAULT '',
     replied_by BIGINT REFERENCES users(id),
     replied_at TIMESTAMP,
@@ -19,7 +21,7 @@ CREATE TABLE ratings (
 );
 CREATE INDEX ratings_shop ON ratings (shop_id, created_at);
 CREATE INDEX ratings_created ON ratings (created_at);
-CREATE INDEX ratings_cap ON ratings (buyer_id, shop_id, month, created_at);
+CREATE UNIQUE INDEX ratings_cap ON ratings (buyer_id, shop_id, month, seq);
 
 -- Which products a rating is about (the distinct products of its order), with the "as
 -- described" stars copied for the product page's histogram.
