@@ -118,10 +118,21 @@ pub fn jobs() -> Vec<Job> {
 
 /// Opens the pool and migrates the database.
 pub fn open_database(settings: &Settings) -> Result<Pool, AppError> {
-    let pool = db::build_pool(
+    open_pool(settings, 1)
+}
+
+/// The pool of a one-shot command (`dsr score`, `seed`, `user create` …): no idle minimum, so
+/// no connection is being opened in the background when the command exits.
+pub fn open_command_database(settings: &Settings) -> Result<Pool, AppError> {
+    open_pool(settings, 0)
+}
+
+fn open_pool(settings: &Settings, min_idle: u32) -> Result<Pool, AppError> {
+    let pool = db::build_pool_idle(
         &settings.database_url,
         settings.pool_size,
         &settings.sqlite_synchronous,
+        min_idle,
     )?;
     let mut conn = pool.get()?;
     let n = db::migrate(&mut conn)?;

@@ -227,7 +227,7 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
             }
             actix_web::rt::System::new().block_on(async move {
                 if demo {
-                    let pool = app::open_database(&settings)?;
+                    let pool = app::open_command_database(&settings)?;
                     if let Some(lines) = haodian::seed::demo_if_empty(&mut *pool.get()?, &settings)?
                     {
                         println!("{}", lines.join("\n"));
@@ -246,8 +246,12 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
             })
         }
         Command::Migrate => {
-            let pool =
-                haodian::db::build_pool(&settings.database_url, 1, &settings.sqlite_synchronous)?;
+            let pool = haodian::db::build_pool_idle(
+                &settings.database_url,
+                1,
+                &settings.sqlite_synchronous,
+                0,
+            )?;
             let n = haodian::db::migrate(&mut *pool.get()?)?;
             println!("migrations applied: {n}");
             Ok(())
@@ -267,7 +271,7 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
                 .read_to_string(&mut password)
                 .map_err(|e| AppError::Internal(format!("cannot read password from stdin: {e}")))?;
             let password = password.trim_end_matches(['\n', '\r']);
-            let pool = app::open_database(&settings)?;
+            let pool = app::open_command_database(&settings)?;
             let user = service::create_user(
                 &mut *pool.get()?,
                 &email,
@@ -297,7 +301,7 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
                     "nothing to seed: pass --demo, --bench or --shops N".into(),
                 ));
             }
-            let pool = app::open_database(&settings)?;
+            let pool = app::open_command_database(&settings)?;
             if demo {
                 println!(
                     "{}",
@@ -353,7 +357,7 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
                     today - chrono::Duration::days(1)
                 )));
             }
-            let pool = app::open_database(&settings)?;
+            let pool = app::open_command_database(&settings)?;
             let node = format!("cli@{}", haodian::jobs::node_name());
             match job::run(&mut *pool.get()?, &settings, day, &node, now)? {
                 RunOutcome::Scored(s) => println!("dsr score {day}: {s}"),
@@ -369,7 +373,7 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
         Command::Jobs {
             command: JobsCommand::Run,
         } => {
-            let pool = app::open_database(&settings)?;
+            let pool = app::open_command_database(&settings)?;
             let transport = haodian::mail::Transport::from_url(&settings.mail_url)?;
             let outcomes = haodian::jobs::run_due(
                 &pool,

@@ -139,6 +139,19 @@ impl r2d2::ManageConnection for Manager {
 /// Builds the pool. Fails fast (with the database's own message) when the database can not be
 /// reached, so the CLI can print one clear line.
 pub fn build_pool(url: &str, size: u32, sqlite_synchronous: &str) -> Result<Pool, AppError> {
+    build_pool_idle(url, size, sqlite_synchronous, 1)
+}
+
+/// A pool that keeps `min_idle` connections open. One-shot commands use 0: with an idle
+/// minimum, taking the last idle connection makes r2d2 open a replacement on a helper thread,
+/// and a command that ends meanwhile exits in the middle of that connection's TLS handshake,
+/// which crashed the process (SIGSEGV in OpenSSL's exit handlers) after it had done its work.
+pub fn build_pool_idle(
+    url: &str,
+    size: u32,
+    sqlite_synchronous: &str,
+    min_idle: u32,
+) -> Result<Pool, AppError> {
     let manager = Manager::new(url, sqlite_synchronous);
     // Probe once so the error is the driver's, not r2d2's generic timeout.
     manager
@@ -146,7 +159,7 @@ pub fn build_pool(url: &str, size: u32, sqlite_synchronous: &str) -> Result<Pool
         .map_err(|e| AppError::Internal(format!("cannot connect to database: {e}")))?;
     r2d2::Pool::builder()
         .max_size(size)
-        .min_idle(Some(1))
+        .min_idle(Some(min_idle))
         // No `SELECT 1` before every use (seven round trips per order on the checkout path);
         // a connection that broke is found by `has_broken` and replaced.
         .test_on_check_out(false)

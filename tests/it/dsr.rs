@@ -538,7 +538,8 @@ fn four_processes_at_once_score_once() {
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(
             o.status.success(),
-            "{text}{}",
+            "{:?}: {text}{}",
+            o.status,
             String::from_utf8_lossy(&o.stderr)
         );
         if text.contains("snapshots written") {
