@@ -369,7 +369,7 @@ fn gather(
                  SUM(CASE WHEN {shippable} THEN 1 ELSE 0 END) AS ship_n, \
                  SUM(CASE WHEN {shippable} THEN {credit} ELSE 0.0 END) AS credit \
                FROM (SELECT shop_id, paid_at, shipped_at, status, {age} AS d, {sh} AS sh \
-                     FROM orders WHERE {scan}paid_at >= {start} AND paid_at < {end} AND total_fen >= {min}{once}) o \
+                     FROM orders WHERE {scan}paid_at >= {start} AND {scan}paid_at < {end} AND total_fen >= {min}{once}) o \
                GROUP BY o.shop_id, o.d) g \
          JOIN w ON w.d = g.d GROUP BY g.shop_id",
         age = age(b, "paid_at", end_t),
@@ -420,12 +420,13 @@ fn gather(
     let sql = format!(
         "{w} SELECT g.shop_id AS shop_id, CAST(SUM(g.n * w.wt) AS DOUBLE PRECISION) AS v \
          FROM (SELECT shop_id, {age} AS d, COUNT(*) AS n FROM ratings \
-               WHERE created_at >= {start} AND created_at < {end} AND described <= {max} \
+               WHERE {scan}created_at >= {start} AND {scan}created_at < {end} AND described <= {max} \
                GROUP BY shop_id, {age}) g \
          JOIN w ON w.d = g.d GROUP BY g.shop_id",
         age = age(b, "created_at", end_t),
         start = since(window),
         max = r.bad_review_max_stars,
+        scan = if b == Backend::Sqlite { "+" } else { "" },
     );
     for row in load::<SumRow>(conn, &sql)? {
         by_shop.entry(row.shop_id).or_default().bad_reviews = row.v;

@@ -57,30 +57,14 @@ pub fn seed(
     for first in (0..n_shops).step_by(ROWS) {
         let last = (first + ROWS).min(n_shops);
         let ids = write_tx(conn, |c| {
-            let new_users: Vec<_> = (first..last)
-                .map(|i| {
-                    (
-                        users::email.eq(format!("sc{tag}_{i}@scale.haodian.cn")),
-                        users::handle.eq(format!("sc{tag}_{i}")),
-                        users::display_name.eq(format!("评分压测店主{i}")),
-                        users::password_hash.eq(&hash),
-                        users::bio.eq(""),
-                        users::email_verified_at.eq(Some(opened)),
-                        users::password_changed_at.eq(opened),
-                        users::created_at.eq(opened),
-                        users::updated_at.eq(opened),
-                    )
-                })
-                .collect();
-            crate::per_backend!(c, |c| diesel::insert_into(users::table)
-                .values(&new_users)
-                .execute(c))?;
-            let handles: Vec<String> = (first..last).map(|i| format!("sc{tag}_{i}")).collect();
-            let owners: Vec<i64> = users::table
-                .filter(users::handle.eq_any(&handles))
-                .order(users::id)
-                .select(users::id)
-                .load(c)?;
+            let owners = insert_users(
+                c,
+                &format!("sc{tag}"),
+                "评分压测店主",
+                first..last,
+                &hash,
+                opened,
+            )?;
             let new_shops: Vec<_> = owners
                 .iter()
                 .enumerate()
@@ -120,29 +104,14 @@ pub fn seed(
     for first in (0..n_buyers).step_by(ROWS) {
         let last = (first + ROWS).min(n_buyers);
         let rows = write_tx(conn, |c| {
-            let new_users: Vec<_> = (first..last)
-                .map(|i| {
-                    (
-                        users::email.eq(format!("sb{tag}_{i}@scale.haodian.cn")),
-                        users::handle.eq(format!("sb{tag}_{i}")),
-                        users::display_name.eq(format!("压测买家{i}")),
-                        users::password_hash.eq(&hash),
-                        users::bio.eq(""),
-                        users::password_changed_at.eq(opened),
-                        users::created_at.eq(opened),
-                        users::updated_at.eq(opened),
-                    )
-                })
-                .collect();
-            crate::per_backend!(c, |c| diesel::insert_into(users::table)
-                .values(&new_users)
-                .execute(c))?;
-            let handles: Vec<String> = (first..last).map(|i| format!("sb{tag}_{i}")).collect();
-            let ids: Vec<i64> = users::table
-                .filter(users::handle.eq_any(&handles))
-                .order(users::id)
-                .select(users::id)
-                .load(c)?;
+            let ids = insert_users(
+                c,
+                &format!("sb{tag}"),
+                "压测买家",
+                first..last,
+                &hash,
+                opened,
+            )?;
             let new_checkouts: Vec<_> = ids
                 .iter()
                 .map(|id| {
@@ -336,6 +305,44 @@ pub fn seed(
         made.2,
         made.3
     )])
+}
+
+/// Inserts the accounts `{prefix}_{i}` for i in `range` (verified, demo password); returns their
+/// ids in order.
+fn insert_users(
+    c: &mut DbConn,
+    prefix: &str,
+    name: &str,
+    range: std::ops::Range<usize>,
+    hash: &str,
+    at: NaiveDateTime,
+) -> Result<Vec<i64>, AppError> {
+    let handles: Vec<String> = range.clone().map(|i| format!("{prefix}_{i}")).collect();
+    let rows: Vec<_> = handles
+        .iter()
+        .zip(range)
+        .map(|(handle, i)| {
+            (
+                users::email.eq(format!("{handle}@scale.haodian.cn")),
+                users::handle.eq(handle),
+                users::display_name.eq(format!("{name}{i}")),
+                users::password_hash.eq(hash),
+                users::bio.eq(""),
+                users::email_verified_at.eq(Some(at)),
+                users::password_changed_at.eq(at),
+                users::created_at.eq(at),
+                users::updated_at.eq(at),
+            )
+        })
+        .collect();
+    crate::per_backend!(c, |c| diesel::insert_into(users::table)
+        .values(&rows)
+        .execute(c))?;
+    Ok(users::table
+        .filter(users::handle.eq_any(&handles))
+        .order(users::id)
+        .select(users::id)
+        .load(c)?)
 }
 
 /// One generated order and what happened to it.

@@ -599,3 +599,54 @@ fn a_run_killed_midway_resumes_to_the_clean_result() {
         .unwrap();
     assert_eq!(attempts, 2);
 }
+
+#[test]
+fn scale_seed_makes_scorable_data() {
+    use haodian::db::schema::{complaints, ratings, refunds};
+    let db = TestDb::new();
+    let pool = open(&db);
+    let out = std::process::Command::new(BIN)
+        .args(["seed", "--shops", "30", "--ratings", "3000"])
+        .env("DATABASE_URL", &db.url)
+        .env("MAIL_URL", "log")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = &mut *pool.get().unwrap();
+    assert_eq!(ratings::table.count().get_result::<i64>(c).unwrap(), 3000);
+    assert_eq!(orders::table.count().get_result::<i64>(c).unwrap(), 3900);
+    assert!(refunds::table.count().get_result::<i64>(c).unwrap() > 0);
+    assert!(complaints::table.count().get_result::<i64>(c).unwrap() > 0);
+    // Every rating belongs to a completed order of its buyer at its shop.
+    let mismatched: i64 = ratings::table
+        .inner_join(orders::table)
+        .filter(
+            orders::status
+                .ne("completed")
+                .or(orders::buyer_id.ne(ratings::buyer_id))
+                .or(orders::shop_id.ne(ratings::shop_id)),
+        )
+        .count()
+        .get_result(c)
+        .unwrap();
+    assert_eq!(mismatched, 0);
+    // The job scores it: every shop gets a snapshot, shops with enough orders a score.
+    let day =
+        haodian::dsr::job::platform_day(tz(), chrono::Utc::now().naive_utc()) - Duration::days(1);
+    let RunOutcome::Scored(s) = job::run(
+        c,
+        &test_settings(&db),
+        day,
+        "test",
+        chrono::Utc::now().naive_utc(),
+    )
+    .unwrap() else {
+        panic!("scored")
+    };
+    assert_eq!((s.shops, s.written), (30, 30));
+    assert!(s.scored > 0);
+}
