@@ -11,7 +11,7 @@
 //! same rows and sends nothing twice. The `job_runs` lease on ("dsr.score", D) makes one node
 //! compute while the others exit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike};
 use diesel::prelude::*;
@@ -623,7 +623,7 @@ pub fn compute(
 
 /// The recommended shops: per category the best `recommend_per_category` by score among
 /// active shops with recent sales and a tier that is not restricted.
-pub fn recommend(scored: &[Scored], active: &[i64], r: &ScoreRules) -> Vec<(i64, i64, f64)> {
+pub fn recommend(scored: &[Scored], active: &HashSet<i64>, r: &ScoreRules) -> Vec<(i64, i64, f64)> {
     let mut by_cat: HashMap<i64, Vec<(i64, f64)>> = HashMap::new();
     for s in scored {
         if let Some(score) = s.score {
@@ -746,11 +746,13 @@ pub fn score_day(
     for (batch_no, batch) in scored.chunks(settings.dsr_batch).enumerate() {
         let ids: Vec<i64> = batch.iter().map(|s| s.shop_id).collect();
         let (written, cleared, emails) = write_tx(conn, |c| {
-            let existing: Vec<i64> = snap::table
+            let existing: HashSet<i64> = snap::table
                 .filter(snap::day.eq(&day_s))
                 .filter(snap::shop_id.eq_any(&ids))
                 .select(snap::shop_id)
-                .load(c)?;
+                .load::<i64>(c)?
+                .into_iter()
+                .collect();
             let fresh: Vec<&Scored> = batch
                 .iter()
                 .filter(|s| !existing.contains(&s.shop_id))
@@ -830,7 +832,7 @@ pub fn score_day(
         }
     }
 
-    let active: Vec<i64> = shop_list
+    let active: HashSet<i64> = shop_list
         .iter()
         .filter(|s| s.status == "active")
         .map(|s| s.id)
@@ -984,7 +986,7 @@ mod tests {
         ];
         // Shop 5 is not active (e.g. suspended); shop 4 has no recent sales; shop 6's tier
         // is restricted.
-        let picks = recommend(&scored, &[1, 2, 3, 4, 6], &r);
+        let picks = recommend(&scored, &HashSet::from([1, 2, 3, 4, 6]), &r);
         assert_eq!(picks, vec![(1, 1, 4.9), (1, 3, 4.7)]);
     }
 
