@@ -84,6 +84,15 @@ pub fn jobs() -> Vec<Job> {
             },
         },
         Job {
+            name: "penalties.lift",
+            every_secs: 60,
+            run: |ctx| {
+                let now = Utc::now().naive_utc();
+                let n = crate::governance::violations::lift_expired(ctx.conn, now, 1000)?;
+                Ok(format!("ended={n}"))
+            },
+        },
+        Job {
             name: "dsr.nightly",
             every_secs: 900,
             run: |ctx| {
@@ -222,6 +231,7 @@ pub async fn build(settings: Settings, opts: BuildOptions) -> Result<Running, Ap
             .configure(crate::orders::routes::routes)
             .configure(crate::ratings::routes::routes)
             .configure(crate::dsr::routes::routes)
+            .configure(crate::governance::routes::routes)
             .default_service(aw::to(|| async {
                 Err::<HttpResponse, AppError>(AppError::NotFound)
             }))

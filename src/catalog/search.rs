@@ -282,7 +282,7 @@ macro_rules! visible {
     ($now:expr) => {
         products::status.eq("listed").and(
             shops::status.eq("active").or(shops::status
-                .eq("restricted")
+                .eq_any(["restricted", "suspended"])
                 .and(shops::restricted_until.le($now))),
         )
     };

@@ -537,6 +537,99 @@ diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
 diesel::joinable!(shops -> users (official_user_id));
+diesel::table! {
+    violation_types (id) {
+        id -> BigInt,
+        code -> Text,
+        version -> BigInt,
+        name_zh -> Text,
+        name_en -> Text,
+        track -> Text,
+        points -> BigInt,
+        delists_product -> Bool,
+        evidence_required -> Bool,
+        active -> Bool,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    penalty_nodes (id) {
+        id -> BigInt,
+        track -> Text,
+        threshold -> BigInt,
+        repeat_every -> BigInt,
+        action -> Text,
+        days -> BigInt,
+        delist_all -> Bool,
+    }
+}
+
+diesel::table! {
+    violations (id) {
+        id -> BigInt,
+        shop_id -> BigInt,
+        type_id -> BigInt,
+        track -> Text,
+        points -> BigInt,
+        year -> BigInt,
+        points_before -> BigInt,
+        product_id -> Nullable<BigInt>,
+        order_id -> Nullable<BigInt>,
+        description -> Text,
+        evidence_media_ids -> Text,
+        source -> Text,
+        recorded_by -> Nullable<BigInt>,
+        status -> Text,
+        appeal_deadline -> Timestamp,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    penalties (id) {
+        id -> BigInt,
+        shop_id -> BigInt,
+        violation_id -> Nullable<BigInt>,
+        kind -> Text,
+        node_threshold -> Nullable<BigInt>,
+        delist_all -> Bool,
+        reason -> Text,
+        starts_at -> Timestamp,
+        ends_at -> Nullable<Timestamp>,
+        status -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    violation_delistings (violation_id, product_id) {
+        violation_id -> BigInt,
+        product_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    appeals (id) {
+        id -> BigInt,
+        violation_id -> BigInt,
+        shop_id -> BigInt,
+        body -> Text,
+        evidence_media_ids -> Text,
+        submitted_by -> BigInt,
+        status -> Text,
+        decided_by -> Nullable<BigInt>,
+        decision_reason -> Text,
+        deadline -> Timestamp,
+        created_at -> Timestamp,
+        decided_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(shops -> categories (main_category_id));
 diesel::joinable!(shop_qualifications -> shops (shop_id));
 diesel::joinable!(shop_staff -> shops (shop_id));
@@ -567,6 +660,13 @@ diesel::joinable!(rating_products -> ratings (rating_id));
 diesel::joinable!(rating_products -> products (product_id));
 diesel::joinable!(dsr_snapshots -> shops (shop_id));
 diesel::joinable!(dsr_recommendations -> shops (shop_id));
+diesel::joinable!(violations -> shops (shop_id));
+diesel::joinable!(violations -> violation_types (type_id));
+diesel::joinable!(penalties -> shops (shop_id));
+diesel::joinable!(violation_delistings -> violations (violation_id));
+diesel::joinable!(violation_delistings -> products (product_id));
+diesel::joinable!(appeals -> violations (violation_id));
+diesel::joinable!(appeals -> shops (shop_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -608,4 +708,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     score_rules,
     dsr_snapshots,
     dsr_recommendations,
+    violation_types,
+    penalty_nodes,
+    violations,
+    penalties,
+    violation_delistings,
+    appeals,
 );

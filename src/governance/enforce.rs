@@ -12,6 +12,8 @@ use crate::error::AppError;
 use crate::i18n::{self, Locale};
 use crate::mail::{self, Outgoing};
 
+use super::violations;
+
 /// Clears a shop (清退): status `cleared` (permanent), every product it still shows delisted
 /// by the platform with the reason, an audit row and an email to the official account. Runs
 /// inside the caller's transaction; returns false (and does nothing) when the shop was already
@@ -50,6 +52,9 @@ pub fn clear_shop(
         products::updated_at.eq(now),
     ))
     .execute(c)?;
+    // The clearance is a penalty like the others, so the shop's record shows it and the
+    // status derived from penalties in force keeps it.
+    violations::insert_penalty(c, shop_id, None, "clear", None, reason, None, actor, now)?;
     accounts::audit_shop(
         c,
         actor,
@@ -59,27 +64,51 @@ pub fn clear_shop(
         Some(shop_id),
         &format!("{reason} (products delisted: {delisted})"),
     )?;
-    let (name, email, locale): (String, String, Option<String>) = shops::table
-        .inner_join(users::table)
-        .filter(shops::id.eq(shop_id))
-        .select((shops::name, users::email, users::locale))
-        .first(c)?;
-    let l = locale
-        .as_deref()
-        .and_then(Locale::parse)
-        .unwrap_or_default();
+    let to = contact(c, shop_id)?;
+    let l = to.locale;
     mail::enqueue(
         c,
         &Outgoing {
-            to: &email,
+            to: &to.email,
             kind: "shop_cleared",
-            subject: i18n::tf(l, "mail.shop_cleared.subject", &[("shop", &name)]),
+            subject: i18n::tf(l, "mail.shop_cleared.subject", &[("shop", &to.shop_name)]),
             body: i18n::tf(
                 l,
                 "mail.shop_cleared.body",
-                &[("shop", &name), ("reason", reason)],
+                &[("shop", &to.shop_name), ("reason", reason)],
             ),
         },
     )?;
     Ok(true)
+}
+
+/// Where a shop's notices go: its official account's email, in its language.
+pub struct Contact {
+    pub shop_name: String,
+    pub email: String,
+    pub locale: Locale,
+}
+
+/// A time as the merchant reads it (platform time zone).
+pub fn local_time(tz: chrono_tz::Tz, t: NaiveDateTime) -> String {
+    use chrono::TimeZone;
+    tz.from_utc_datetime(&t)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+pub fn contact(c: &mut DbConn, shop_id: i64) -> Result<Contact, AppError> {
+    let (shop_name, email, locale): (String, String, Option<String>) = shops::table
+        .inner_join(users::table)
+        .filter(shops::id.eq(shop_id))
+        .select((shops::name, users::email, users::locale))
+        .first(c)?;
+    Ok(Contact {
+        shop_name,
+        email,
+        locale: locale
+            .as_deref()
+            .and_then(Locale::parse)
+            .unwrap_or_default(),
+    })
 }

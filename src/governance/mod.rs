@@ -1,5 +1,9 @@
-//! Governance: the rules engine and listing review, and enforcement on shops (violations,
-//! penalties and appeals arrive with their issue).
+//! Governance: the rules engine and listing review, violations with their penalty points,
+//! penalties that shape a shop's status, appeals, and the enforcement other modules trigger.
 
+pub mod appeals;
 pub mod enforce;
+pub mod points;
+pub mod routes;
 pub mod rules;
+pub mod violations;

@@ -17,6 +17,7 @@ pub struct Shop {
     pub entity_type: String,
     pub official_user_id: i64,
     pub status: String,
+    /// When the current restriction or closure ends (none: until lifted, or not limited).
     pub restricted_until: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
 }
@@ -42,6 +43,8 @@ impl ShopStatus {
         match status {
             "restricted" if restricted_until.is_some_and(|u| u <= now) => ShopStatus::Active,
             "restricted" => ShopStatus::Restricted,
+            // A closure for a number of days ends by itself; a suspension by hand (no end) lasts.
+            "suspended" if restricted_until.is_some_and(|u| u <= now) => ShopStatus::Active,
             "suspended" => ShopStatus::Suspended,
             "cleared" => ShopStatus::Cleared,
             _ => ShopStatus::Active,

@@ -107,8 +107,12 @@ async fn admin_dashboard(ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, A
                 "tile.categories_body",
                 "/admin/categories",
             ),
-            ("tile.violations", "tile.violations_body", ""),
-            ("tile.appeals", "tile.appeals_body", ""),
+            (
+                "tile.violations",
+                "tile.violations_body",
+                "/admin/violations",
+            ),
+            ("tile.appeals", "tile.appeals_body", "/admin/appeals"),
             ("tile.audit", "tile.audit_body", ""),
         ],
     )

@@ -674,9 +674,12 @@ async fn shop_status_and_staff_roles_shape_the_catalog() {
         .await
         .body
         .contains(&format!("/products/{id}")));
-    // A suspended shop's product shows a notice.
+    // A shop suspended until reinstated: its product shows a notice.
     diesel::update(shops::table)
-        .set(shops::status.eq("suspended"))
+        .set((
+            shops::status.eq("suspended"),
+            shops::restricted_until.eq(None::<chrono::NaiveDateTime>),
+        ))
         .execute(&mut *app.conn())
         .unwrap();
     assert!(app

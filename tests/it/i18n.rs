@@ -72,6 +72,10 @@ fn quoted_keys(text: &str) -> Vec<String> {
         "rating.",
         "dsr.",
         "dsrpage.",
+        "violation.",
+        "penalty.",
+        "appeal.",
+        "governance.",
     ];
     text.split('"')
         .skip(1)

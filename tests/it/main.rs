@@ -7,6 +7,7 @@ mod catalog;
 mod common;
 mod dsr;
 mod flows;
+mod governance;
 mod i18n;
 mod orders;
 mod platform;

@@ -62,6 +62,11 @@ const POST_ROUTES: &[(&str, &str)] = &[
     ("/admin/complaints/1/rule", "verdict=at_fault&note=because+so"),
     ("/merchant/ratings/1/reply", "reply=whatever+it+is"),
     ("/orders/2611300000000001/rate", "described=1&service=1&logistics=1"),
+    ("/admin/violations", "shop=victim-shop&type_id=1&description=made+up+violation"),
+    ("/merchant/violations/1/appeal", "body=please+revoke+this+one"),
+    ("/admin/appeals/1/decide", "verdict=revoke&reason=because+so"),
+    ("/admin/shops/1/suspend", "reason=because+so"),
+    ("/admin/shops/1/reinstate", "reason=because+so"),
 ];
 
 #[tokio::test]
@@ -251,6 +256,13 @@ async fn role_guards_for_every_route() {
         ("/merchant/ratings", [303, 403, 403, 403, 403, 403]),
         ("/merchant/dsr", [303, 403, 403, 403, 403, 403]),
         ("/admin/dsr", [303, 403, 403, 403, 200, 200]),
+        ("/merchant/violations", [303, 403, 403, 403, 403, 403]),
+        ("/merchant/violations/1", [303, 403, 403, 403, 403, 403]),
+        ("/violations/1/evidence/1", [303, 404, 404, 404, 404, 404]),
+        ("/admin/violations", [303, 403, 403, 403, 200, 200]),
+        ("/admin/violations/new", [303, 403, 403, 403, 200, 200]),
+        ("/admin/appeals", [303, 403, 403, 403, 200, 200]),
+        ("/admin/appeals/1", [303, 403, 403, 403, 404, 404]),
         (
             "/orders/2611300000000001/rate",
             [303, 404, 404, 404, 404, 404],

@@ -1,0 +1,654 @@
+//! Governance pages: the merchant's violations and appeals, the moderators' violation record
+//! and appeals queue, and suspension by hand. Handlers are thin; the rules live in the
+//! services.
+
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web as aw, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::appeals::{self, QueueRow, Verdict};
+use super::points::Node;
+use super::violations::{self, Penalty, RecordForm, TrackStanding, ViolationRow, ViolationType};
+use crate::accounts::{Role, Viewer};
+use crate::error::{AppError, FieldErrors};
+use crate::web::{self, CsrfForm, CsrfMultipart, FlashLevel, PageCtx, PageQuery, Paginated, State};
+
+pub const PER_PAGE: i64 = 20;
+
+pub fn routes(cfg: &mut aw::ServiceConfig) {
+    cfg.service(merchant_violations)
+        .service(merchant_violation)
+        .service(appeal_submit)
+        .service(evidence)
+        .service(admin_violations)
+        .service(record_page)
+        .service(record_submit)
+        .service(admin_appeals)
+        .service(admin_appeal)
+        .service(appeal_decide)
+        .service(shop_suspend)
+        .service(shop_reinstate);
+}
+
+/// Text helpers the governance templates share.
+pub trait GovText {
+    fn ctx(&self) -> &PageCtx;
+    fn type_name<'a>(&self, t: &'a ViolationType) -> &'a str {
+        t.name(self.ctx().locale)
+    }
+    fn track_name(&self, track: &str) -> String {
+        self.ctx()
+            .t(&format!("violation.track.{track}"))
+            .into_owned()
+    }
+    fn status_name(&self, status: &str) -> String {
+        self.ctx()
+            .t(&format!("violation.status.{status}"))
+            .into_owned()
+    }
+    fn appeal_status(&self, status: &str) -> String {
+        self.ctx()
+            .t(&format!("appeal.status.{status}"))
+            .into_owned()
+    }
+    fn penalty_name(&self, p: &Penalty) -> String {
+        let days = p
+            .ends_at
+            .map(|e| (e - p.starts_at).num_days().to_string())
+            .unwrap_or_default();
+        let mut s = self
+            .ctx()
+            .tf(&format!("violation.penalty.{}", p.kind), "days", &days);
+        if p.delist_all {
+            s.push_str(" · ");
+            s.push_str(&self.ctx().t("violation.delist_all"));
+        }
+        s
+    }
+    fn penalty_state(&self, p: &Penalty) -> String {
+        self.ctx()
+            .t(&format!("penalty.status.{}", p.status))
+            .into_owned()
+    }
+    fn node_name(&self, n: &Node) -> String {
+        let mut s = self.ctx().tf(
+            &format!("violation.penalty.{}", n.action.as_str()),
+            "days",
+            &n.days.to_string(),
+        );
+        if n.delist_all {
+            s.push_str(" · ");
+            s.push_str(&self.ctx().t("violation.delist_all"));
+        }
+        s
+    }
+    fn when(&self, t: &Option<chrono::NaiveDateTime>) -> String {
+        t.as_ref()
+            .map(|t| self.ctx().time(t))
+            .unwrap_or_else(|| self.ctx().t("penalty.no_end").into_owned())
+    }
+}
+
+macro_rules! gov_text {
+    ($($t:ty),*) => {$(
+        impl GovText for $t {
+            fn ctx(&self) -> &PageCtx {
+                &self.ctx
+            }
+        }
+    )*};
+}
+
+gov_text!(
+    MerchantPage,
+    MerchantOne,
+    AdminList,
+    RecordPage,
+    QueuePage,
+    AppealPage
+);
+
+// ---------- merchant ----------
+
+#[derive(Template)]
+#[template(path = "governance/merchant.html")]
+struct MerchantPage {
+    ctx: PageCtx,
+    shop_status: String,
+    until: Option<chrono::NaiveDateTime>,
+    standing: Vec<TrackStanding>,
+    year: i64,
+    list: Paginated<ViolationRow>,
+    now: chrono::NaiveDateTime,
+}
+
+impl MerchantPage {
+    fn status_text(&self) -> String {
+        self.ctx
+            .t(&format!("shop.status.{}", self.shop_status))
+            .into_owned()
+    }
+    fn status_means(&self) -> String {
+        self.ctx
+            .t(&format!("violation.status_means.{}", self.shop_status))
+            .into_owned()
+    }
+    fn limited(&self) -> bool {
+        self.shop_status == "restricted" || self.shop_status == "suspended"
+    }
+    fn page_link(&self, n: i64) -> String {
+        format!("/merchant/violations?page={n}")
+    }
+}
+
+#[get("/merchant/violations")]
+async fn merchant_violations(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (page, now) = (q.into_inner(), state.clock.now());
+    let (m, year, standing, list) = web::db(&state, move |c, st| {
+        let m = crate::shops::service::membership(c, me.id)?
+            .ok_or(AppError::Forbidden("shop.no_shop"))?;
+        let year = super::points::year_of(st.settings.tz, now);
+        let standing = violations::standing(c, m.shop.id, year)?;
+        let list = violations::list(c, Some(m.shop.id), None, page, PER_PAGE)?;
+        Ok((m, year, standing, list))
+    })
+    .await?;
+    let status = m.shop.status_at(now);
+    web::render(&MerchantPage {
+        ctx,
+        shop_status: status.as_str().to_string(),
+        until: m.shop.restricted_until,
+        standing,
+        year,
+        list,
+        now,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "governance/merchant_one.html")]
+struct MerchantOne {
+    ctx: PageCtx,
+    r: ViolationRow,
+    body: String,
+    errors: FieldErrors,
+    can_appeal: bool,
+}
+
+async fn render_one(
+    state: &State,
+    ctx: PageCtx,
+    viewer: &Viewer,
+    id: i64,
+    body: String,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let now = state.clock.now();
+    let (r, is_owner) = web::db(state, move |c, _| {
+        let m = crate::shops::service::membership(c, me.id)?
+            .ok_or(AppError::Forbidden("shop.no_shop"))?;
+        let r = violations::get(c, id)?;
+        if r.v.shop_id != m.shop.id {
+            return Err(AppError::NotFound);
+        }
+        Ok((r, m.role == crate::shops::model::ShopRole::Owner))
+    })
+    .await?;
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let can_appeal = is_owner && r.v.appealable(&now);
+    web::render_status(
+        status,
+        &MerchantOne {
+            ctx,
+            r,
+            body,
+            errors,
+            can_appeal,
+        },
+    )
+}
+
+#[get("/merchant/violations/{id}")]
+async fn merchant_violation(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    render_one(
+        &state,
+        ctx,
+        &viewer,
+        path.into_inner(),
+        String::new(),
+        FieldErrors::new(),
+    )
+    .await
+}
+
+#[post("/merchant/violations/{id}/appeal")]
+async fn appeal_submit(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    form: CsrfMultipart,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let id = path.into_inner();
+    let mut errors = FieldErrors::new();
+    let photos = crate::accounts::routes::photos_of(&form, &mut errors);
+    let body = form.field("body").unwrap_or_default().to_string();
+    let result = if errors.is_empty() {
+        let (b, now) = (body.clone(), state.clock.now());
+        web::db(&state, move |c, _| {
+            appeals::submit(c, &me, id, &b, &photos, now)
+        })
+        .await
+        .map(|_| ())
+    } else {
+        Err(AppError::Invalid(errors))
+    };
+    match result {
+        Ok(()) => Ok(web::redirect_flash(
+            &format!("/merchant/violations/{id}"),
+            FlashLevel::Success,
+            "appeal.submitted",
+        )),
+        Err(AppError::Invalid(errors)) => render_one(&state, ctx, &viewer, id, body, errors).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// An evidence file of a violation or its appeal: moderators and the shop's members only.
+#[get("/violations/{id}/evidence/{media}")]
+async fn evidence(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<(i64, i64)>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (id, media) = path.into_inner();
+    let file = web::db(&state, move |c, _| {
+        if !appeals::evidence_visible(c, &me, id, media)? {
+            return Err(AppError::NotFound);
+        }
+        crate::accounts::service::get_media(c, media)
+    })
+    .await?;
+    Ok(web::media_response(file))
+}
+
+// ---------- moderators: violations ----------
+
+#[derive(Template)]
+#[template(path = "governance/admin_list.html")]
+struct AdminList {
+    ctx: PageCtx,
+    status: String,
+    list: Paginated<ViolationRow>,
+}
+
+impl AdminList {
+    fn is_status(&self, s: &str) -> bool {
+        self.status == s
+    }
+    fn page_link(&self, n: i64) -> String {
+        format!("/admin/violations?status={}&page={n}", self.status)
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    page: Option<i64>,
+}
+
+#[get("/admin/violations")]
+async fn admin_violations(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require_role(Role::Moderator)?;
+    let status = q
+        .status
+        .clone()
+        .filter(|s| ["active", "appealed", "upheld", "revoked"].contains(&s.as_str()))
+        .unwrap_or_default();
+    let page = PageQuery { page: q.page };
+    let st = status.clone();
+    let list = web::db(&state, move |c, _| {
+        violations::list(
+            c,
+            None,
+            (!st.is_empty()).then_some(st.as_str()),
+            page,
+            PER_PAGE,
+        )
+    })
+    .await?;
+    web::render(&AdminList { ctx, status, list })
+}
+
+#[derive(Template)]
+#[template(path = "governance/record.html")]
+struct RecordPage {
+    ctx: PageCtx,
+    types: Vec<ViolationType>,
+    form: RecordForm,
+    errors: FieldErrors,
+}
+
+impl RecordPage {
+    fn err(&self, field: &str) -> Option<String> {
+        self.ctx.field_error(&self.errors, field)
+    }
+    fn chosen(&self, t: &ViolationType) -> bool {
+        self.form.type_id == t.id.to_string()
+    }
+}
+
+async fn render_record(
+    state: &State,
+    ctx: PageCtx,
+    form: RecordForm,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let types = web::db(state, |c, _| violations::active_types(c)).await?;
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    web::render_status(
+        status,
+        &RecordPage {
+            ctx,
+            types,
+            form,
+            errors,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct RecordQuery {
+    shop: Option<String>,
+    product: Option<i64>,
+}
+
+#[get("/admin/violations/new")]
+async fn record_page(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<RecordQuery>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require_role(Role::Moderator)?;
+    let form = RecordForm {
+        shop: q.shop.clone().unwrap_or_default(),
+        product_id: q.product.map(|p| p.to_string()).unwrap_or_default(),
+        ..RecordForm::default()
+    };
+    render_record(&state, ctx, form, FieldErrors::new()).await
+}
+
+#[post("/admin/violations")]
+async fn record_submit(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    form: CsrfMultipart,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Moderator)?.clone();
+    let mut errors = FieldErrors::new();
+    let photos = crate::accounts::routes::photos_of(&form, &mut errors);
+    let field = |n: &str| form.field(n).unwrap_or_default().to_string();
+    let record = RecordForm {
+        shop: field("shop"),
+        type_id: field("type_id"),
+        product_id: field("product_id"),
+        order_no: field("order_no"),
+        description: field("description"),
+    };
+    let result = if errors.is_empty() {
+        let (f, now) = (record.clone(), state.clock.now());
+        web::db(&state, move |c, st| {
+            violations::record(c, &me, &f, &photos, st.settings.tz, now)
+        })
+        .await
+    } else {
+        Err(AppError::Invalid(errors))
+    };
+    match result {
+        Ok(r) => Ok(web::redirect_flash(
+            &format!("/admin/violations?recorded={}", r.violation_id),
+            FlashLevel::Success,
+            if r.penalty.is_some() {
+                "violation.recorded_penalty"
+            } else {
+                "violation.recorded"
+            },
+        )),
+        Err(AppError::Invalid(errors)) => render_record(&state, ctx, record, errors).await,
+        Err(e) => Err(e),
+    }
+}
+
+// ---------- moderators: appeals ----------
+
+#[derive(Template)]
+#[template(path = "governance/queue.html")]
+struct QueuePage {
+    ctx: PageCtx,
+    decided: bool,
+    list: Paginated<QueueRow>,
+    now: chrono::NaiveDateTime,
+}
+
+impl QueuePage {
+    fn page_link(&self, n: i64) -> String {
+        format!("/admin/appeals?decided={}&page={n}", u8::from(self.decided))
+    }
+}
+
+#[derive(Deserialize)]
+struct QueueQuery {
+    decided: Option<u8>,
+    page: Option<i64>,
+}
+
+#[get("/admin/appeals")]
+async fn admin_appeals(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<QueueQuery>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Moderator)?.clone();
+    let decided = q.decided == Some(1);
+    let page = PageQuery { page: q.page };
+    let list = web::db(&state, move |c, _| {
+        appeals::queue(c, &me, !decided, page, PER_PAGE)
+    })
+    .await?;
+    web::render(&QueuePage {
+        ctx,
+        decided,
+        list,
+        now: state.clock.now(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "governance/appeal.html")]
+struct AppealPage {
+    ctx: PageCtx,
+    row: QueueRow,
+    history: Paginated<ViolationRow>,
+    penalties: Vec<Penalty>,
+    errors: FieldErrors,
+}
+
+async fn render_appeal(
+    state: &State,
+    ctx: PageCtx,
+    viewer: &Viewer,
+    id: i64,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    viewer.require_role(Role::Moderator)?;
+    let (row, history, penalties) = web::db(state, move |c, _| {
+        let appeal = appeals::get(c, id)?;
+        let violation = violations::get(c, appeal.violation_id)?;
+        let shop = violation.v.shop_id;
+        let history = violations::list(c, Some(shop), None, PageQuery { page: None }, 50)?;
+        let penalties = violations::shop_penalties(c, shop, 50)?;
+        Ok((QueueRow { appeal, violation }, history, penalties))
+    })
+    .await?;
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    web::render_status(
+        status,
+        &AppealPage {
+            ctx,
+            row,
+            history,
+            penalties,
+            errors,
+        },
+    )
+}
+
+#[get("/admin/appeals/{id}")]
+async fn admin_appeal(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    render_appeal(&state, ctx, &viewer, path.into_inner(), FieldErrors::new()).await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DecideForm {
+    verdict: String,
+    reason: String,
+}
+
+#[post("/admin/appeals/{id}/decide")]
+async fn appeal_decide(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(form): CsrfForm<DecideForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Moderator)?.clone();
+    let id = path.into_inner();
+    let Some(verdict) = Verdict::parse(&form.verdict) else {
+        return Err(AppError::BadRequest("error.400.body"));
+    };
+    let now = state.clock.now();
+    match web::db(&state, move |c, st| {
+        appeals::decide(c, &me, id, verdict, &form.reason, st.settings.tz, now)
+    })
+    .await
+    {
+        Ok(_) => Ok(web::redirect_flash(
+            "/admin/appeals",
+            FlashLevel::Success,
+            if verdict == Verdict::Revoke {
+                "appeal.revoked"
+            } else {
+                "appeal.upheld"
+            },
+        )),
+        Err(AppError::Invalid(errors)) => render_appeal(&state, ctx, &viewer, id, errors).await,
+        Err(e) => Err(e),
+    }
+}
+
+// ---------- suspension by hand ----------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ReasonForm {
+    reason: String,
+}
+
+async fn shop_action(
+    state: State,
+    viewer: Viewer,
+    id: i64,
+    reason: String,
+    suspend: bool,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Moderator)?.clone();
+    let now = state.clock.now();
+    let back = "/admin/shops";
+    match web::db(&state, move |c, _| {
+        if suspend {
+            violations::suspend(c, &me, id, &reason, now)
+        } else {
+            violations::reinstate(c, &me, id, &reason, now)
+        }
+    })
+    .await
+    {
+        Ok(()) => Ok(web::redirect_flash(
+            back,
+            FlashLevel::Success,
+            if suspend {
+                "governance.suspended"
+            } else {
+                "governance.reinstated"
+            },
+        )),
+        Err(AppError::Invalid(_)) => Ok(web::redirect_flash(
+            back,
+            FlashLevel::Error,
+            "governance.reason_needed",
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+#[post("/admin/shops/{id}/suspend")]
+async fn shop_suspend(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(form): CsrfForm<ReasonForm>,
+) -> Result<HttpResponse, AppError> {
+    shop_action(state, viewer, path.into_inner(), form.reason, true).await
+}
+
+#[post("/admin/shops/{id}/reinstate")]
+async fn shop_reinstate(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(form): CsrfForm<ReasonForm>,
+) -> Result<HttpResponse, AppError> {
+    shop_action(state, viewer, path.into_inner(), form.reason, false).await
+}

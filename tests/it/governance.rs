@@ -1,0 +1,633 @@
+//! Governance: violations and their points, penalty nodes (only the harshest applies), penalties
+//! that set the shop's status and end by the job, appeals (deadline, one per violation,
+//! revoking undoes exactly its own penalty and delistings), concurrent decisions, one audit row
+//! per enforcement in the same transaction, and who may see what.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::common::*;
+use crate::orders::{merchant, product};
+use haodian::accounts::{Role, SessionUser};
+use haodian::db::schema::{
+    audit_log, mail_outbox, penalties, products, shops, skus, users, violation_types, violations,
+};
+use haodian::governance::appeals::{self, Verdict};
+use haodian::governance::violations::{self as gv, NewViolation};
+
+fn tz() -> chrono_tz::Tz {
+    "Asia/Shanghai".parse().unwrap()
+}
+
+fn shop_id(app: &TestApp, slug: &str) -> i64 {
+    shops::table
+        .filter(shops::slug.eq(slug))
+        .select(shops::id)
+        .first(&mut *app.conn())
+        .unwrap()
+}
+
+fn shop_status(app: &TestApp, id: i64) -> (String, Option<NaiveDateTime>) {
+    shops::table
+        .find(id)
+        .select((shops::status, shops::restricted_until))
+        .first(&mut *app.conn())
+        .unwrap()
+}
+
+fn type_id(app: &TestApp, code: &str) -> i64 {
+    violation_types::table
+        .filter(violation_types::code.eq(code))
+        .filter(violation_types::active.eq(true))
+        .select(violation_types::id)
+        .first(&mut *app.conn())
+        .unwrap()
+}
+
+fn product_of(app: &TestApp, sku: i64) -> i64 {
+    skus::table
+        .find(sku)
+        .select(skus::product_id)
+        .first(&mut *app.conn())
+        .unwrap()
+}
+
+fn product_status(app: &TestApp, id: i64) -> String {
+    products::table
+        .find(id)
+        .select(products::status)
+        .first(&mut *app.conn())
+        .unwrap()
+}
+
+fn audits(app: &TestApp, action: &str) -> i64 {
+    audit_log::table
+        .filter(audit_log::action.eq(action))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap()
+}
+
+fn moderator_user(app: &TestApp, handle: &str) -> SessionUser {
+    app.user(handle, Role::Moderator);
+    let (id, email): (i64, String) = users::table
+        .filter(users::handle.eq(handle))
+        .select((users::id, users::email))
+        .first(&mut *app.conn())
+        .unwrap();
+    SessionUser {
+        id,
+        session_id: 0,
+        email,
+        handle: handle.into(),
+        display_name: handle.into(),
+        roles: vec![Role::Moderator],
+        locale: None,
+        email_verified: true,
+        avatar_media_id: None,
+    }
+}
+
+/// A moderator records a violation of `code` over HTTP; returns the response.
+async fn record(mo: &Client, slug: &str, code_id: i64, product: Option<i64>) -> Resp {
+    let pid = product.map(|p| p.to_string()).unwrap_or_default();
+    submit_multipart(
+        mo,
+        "/admin/violations/new",
+        "/admin/violations",
+        &[
+            ("shop", slug),
+            ("type_id", &code_id.to_string()),
+            ("product_id", &pid),
+            (
+                "description",
+                "巡检发现该店铺存在违规行为，证据见附件截图。",
+            ),
+        ],
+        &[("photos", crate::flows::PNG)],
+    )
+    .await
+}
+
+fn last_violation(app: &TestApp) -> i64 {
+    violations::table
+        .select(violations::id)
+        .order(violations::id.desc())
+        .first(&mut *app.conn())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn nodes_penalties_appeals_and_a_revocation_that_undoes_exactly_its_own_penalty() {
+    let app = spawn_app();
+    let m = merchant(&app, "gv_shop").await;
+    let rival = merchant(&app, "gv_rival").await;
+    let mo = app.logged_in("gv_mod", Role::Moderator).await;
+    let p1 = product_of(
+        &app,
+        product(&app, &m, "纯棉T恤 白色", "", "59", 5).await[0],
+    );
+    let p2 = product_of(
+        &app,
+        product(&app, &m, "亚麻衬衫 蓝色", "", "129", 5).await[0],
+    );
+    let p3 = product_of(
+        &app,
+        product(&app, &m, "牛仔裤 直筒", "", "199", 5).await[0],
+    );
+    let shop = shop_id(&app, "gv-shop");
+    for p in [p1, p2, p3] {
+        assert_eq!(product_status(&app, p), "listed");
+    }
+
+    // Bad input is refused field by field and records nothing.
+    let r = submit_multipart(
+        &mo,
+        "/admin/violations/new",
+        "/admin/violations",
+        &[
+            ("shop", "no-such-shop"),
+            ("type_id", "999999"),
+            ("description", "短"),
+        ],
+        &[],
+    )
+    .await;
+    r.assert_status(422);
+    assert!(r.body.contains("field-error"));
+    // Evidence is required for this type: no file, no record.
+    let r = submit_multipart(
+        &mo,
+        "/admin/violations/new",
+        "/admin/violations",
+        &[
+            ("shop", "gv-shop"),
+            ("type_id", &type_id(&app, "prohibited_goods").to_string()),
+            ("description", "巡检发现该店铺发布禁售商品。"),
+        ],
+        &[],
+    )
+    .await;
+    r.assert_status(422);
+    // A product of another shop cannot be named.
+    let rival_product = product_of(
+        &app,
+        product(&app, &rival, "别家的裙子", "", "99", 5).await[0],
+    );
+    record(
+        &mo,
+        "gv-shop",
+        type_id(&app, "prohibited_goods"),
+        Some(rival_product),
+    )
+    .await
+    .assert_status(422);
+    let count: i64 = violations::table
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(count, 0);
+
+    // V1: prohibited goods (serious, 12, delists the product): reaches the 12-point node.
+    record(&mo, "gv-shop", type_id(&app, "prohibited_goods"), Some(p1))
+        .await
+        .assert_status(303);
+    let v1 = last_violation(&app);
+    let (status, until) = shop_status(&app, shop);
+    assert_eq!(status, "restricted");
+    let days = (until.unwrap() - app.clock.now()).num_hours();
+    assert!((7 * 24 - 1..=7 * 24).contains(&days), "{days}h");
+    assert_eq!(product_status(&app, p1), "delisted");
+    assert_eq!(product_status(&app, p2), "listed");
+    let (subject, body) = app.last_mail("gv_shop@example.com").unwrap();
+    assert!(subject.contains("违规通知"), "{subject}");
+    assert!(body.contains("限制经营 7 天"), "{body}");
+    assert_eq!(audits(&app, "violation.record"), 1);
+
+    // V2: false advertising (general, 4, delists its product): no node on the general track.
+    record(&mo, "gv-shop", type_id(&app, "false_advertising"), Some(p2))
+        .await
+        .assert_status(303);
+    let v2 = last_violation(&app);
+    assert_eq!(product_status(&app, p2), "delisted");
+    let pens: i64 = penalties::table
+        .filter(penalties::violation_id.eq(v2))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(pens, 0);
+
+    // V3: order brushing (serious, 12): 12 -> 24, the 14-day node that delists everything.
+    record(&mo, "gv-shop", type_id(&app, "order_brushing"), None)
+        .await
+        .assert_status(303);
+    let v3 = last_violation(&app);
+    let (status, until3) = shop_status(&app, shop);
+    assert_eq!(status, "restricted");
+    let hours = (until3.unwrap() - app.clock.now()).num_hours();
+    assert!((14 * 24 - 1..=14 * 24).contains(&hours), "{hours}h");
+    assert_eq!(product_status(&app, p3), "delisted");
+
+    // The merchant sees all of it: points per track, the next node, deadlines.
+    let page = m.get("/merchant/violations").await;
+    page.assert_status(200);
+    assert!(page.body.contains("严重违规（B）"));
+    assert!(page.body.contains("达到 36 分"), "next node shown");
+    assert!(page.body.contains("闭店 21 天"));
+    assert!(page.body.contains("限制经营 14 天"));
+    // Another shop sees none of it, and cannot open or appeal it.
+    assert!(!rival
+        .get("/merchant/violations")
+        .await
+        .body
+        .contains("发布禁售商品"));
+    rival
+        .get(&format!("/merchant/violations/{v1}"))
+        .await
+        .assert_status(404);
+    submit_multipart(
+        &rival,
+        "/merchant/violations",
+        &format!("/merchant/violations/{v1}/appeal"),
+        &[("body", "这不是我们的违规，但想试试能否申诉别家")],
+        &[],
+    )
+    .await
+    .assert_status(404);
+    // The evidence is visible to the shop and moderators only.
+    let evidence: String = violations::table
+        .find(v1)
+        .select(violations::evidence_media_ids)
+        .first(&mut *app.conn())
+        .unwrap();
+    let ev = format!("/violations/{v1}/evidence/{evidence}");
+    m.get(&ev).await.assert_status(200);
+    mo.get(&ev).await.assert_status(200);
+    rival.get(&ev).await.assert_status(404);
+
+    // The merchant appeals V1; a short text is refused; a second appeal is a conflict.
+    let one = format!("/merchant/violations/{v1}");
+    let appeal = format!("{one}/appeal");
+    submit_multipart(&m, &one, &appeal, &[("body", "冤枉")], &[])
+        .await
+        .assert_status(422);
+    submit_multipart(
+        &m,
+        &one,
+        &appeal,
+        &[("body", "该商品为普通棉质T恤，并非禁售商品，附上质检报告。")],
+        &[("photos", crate::flows::PNG)],
+    )
+    .await
+    .assert_status(303);
+    let r = submit_multipart(
+        &m,
+        &one,
+        &appeal,
+        &[("body", "再申诉一次看看会不会重复提交成功")],
+        &[],
+    )
+    .await;
+    r.assert_status(409);
+    // The penalty stays in force during the appeal.
+    assert_eq!(shop_status(&app, shop).0, "restricted");
+
+    // The queue, ordered by deadline, shows it; the appeal page shows both sides and history.
+    let q = mo.get("/admin/appeals").await;
+    q.assert_status(200);
+    assert!(q.body.contains("发布禁售商品"));
+    let appeal_id: i64 = haodian::db::schema::appeals::table
+        .select(haodian::db::schema::appeals::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let ap = mo.get(&format!("/admin/appeals/{appeal_id}")).await;
+    assert!(ap.body.contains("附上质检报告"));
+    assert!(
+        ap.body.contains("刷单炒信"),
+        "the shop's history is on the page"
+    );
+
+    // The moderator revokes V1: its points are void, its 7-day restriction is undone and p1
+    // is relisted; V3's 14-day restriction and V2's/V3's delistings stay.
+    let r = mo
+        .submit(
+            &format!("/admin/appeals/{appeal_id}"),
+            &format!("/admin/appeals/{appeal_id}/decide"),
+            &[("verdict", "revoke"), ("reason", "质检报告证明商品合规")],
+        )
+        .await;
+    r.assert_status(303);
+    assert_eq!(product_status(&app, p1), "listed");
+    assert_eq!(product_status(&app, p2), "delisted");
+    assert_eq!(product_status(&app, p3), "delisted");
+    assert_eq!(shop_status(&app, shop), ("restricted".into(), until3));
+    let statuses: Vec<(Option<i64>, String)> = penalties::table
+        .filter(penalties::shop_id.eq(shop))
+        .order(penalties::id)
+        .select((penalties::violation_id, penalties::status))
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(
+        statuses,
+        vec![(Some(v1), "revoked".into()), (Some(v3), "active".into())]
+    );
+    let year = haodian::governance::points::year_of(tz(), app.clock.now());
+    let pts = gv::points_of(&mut app.conn(), shop, "serious", year).unwrap();
+    assert_eq!(pts, 12);
+    let (subject, _) = app.last_mail("gv_shop@example.com").unwrap();
+    assert!(subject.contains("撤销违规"), "{subject}");
+    assert_eq!(audits(&app, "appeal.revoke"), 1);
+    // Deciding again is a clear conflict.
+    mo.submit(
+        &format!("/admin/appeals/{appeal_id}"),
+        &format!("/admin/appeals/{appeal_id}/decide"),
+        &[("verdict", "uphold"), ("reason", "再次处理看看")],
+    )
+    .await
+    .assert_status(409);
+
+    // The appeal window: 7 days after the notice.
+    app.clock.advance(Duration::days(7) + Duration::hours(1));
+    let page = m.get(&format!("/merchant/violations/{v3}")).await;
+    assert!(page.body.contains("appeal-closed"));
+    submit_multipart(
+        &m,
+        "/merchant/violations",
+        &format!("/merchant/violations/{v3}/appeal"),
+        &[("body", "逾期了但还是想申诉一下试试看")],
+        &[],
+    )
+    .await
+    .assert_status(409);
+}
+
+#[test]
+fn penalties_end_by_the_job_and_a_closure_gives_way_to_the_restriction_left() {
+    let app = spawn_app();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        merchant(&app, "gj_shop").await;
+    });
+    let shop = shop_id(&app, "gj-shop");
+    let mo = moderator_user(&app, "gj_mod");
+    let now = app.clock.now();
+    let kind = |code: &str| gv::type_by_id(&mut app.conn(), type_id(&app, code)).unwrap();
+    let record = |code: &str, at: NaiveDateTime| {
+        let k = kind(code);
+        let mut c = app.conn();
+        haodian::db::write_tx(&mut c, |c| {
+            gv::record_in(
+                c,
+                &NewViolation {
+                    shop_id: shop,
+                    kind: &k,
+                    product_id: None,
+                    order_id: None,
+                    description: "巡检记录",
+                    evidence: "",
+                    source: "moderator",
+                    actor: Some(mo.id),
+                },
+                tz(),
+                at,
+            )
+        })
+        .unwrap()
+    };
+    // 24 serious points at once: the 14-day restriction (crossing 12 and 24, harshest only).
+    let r = record("counterfeit", now);
+    assert_eq!(r.penalty, Some(("restrict".into(), 14)));
+    // 12 more a day later: the 21-day closure; the status is the harshest in force.
+    let r = record("order_brushing", now + Duration::days(1));
+    assert_eq!(r.penalty, Some(("close".into(), 21)));
+    assert_eq!(shop_status(&app, shop).0, "suspended");
+
+    // Nothing is due yet.
+    assert_eq!(
+        gv::lift_expired(&mut app.conn(), now + Duration::days(2), 100).unwrap(),
+        0
+    );
+    // After 14 days the restriction ends, but the closure holds the shop.
+    let n = gv::lift_expired(&mut app.conn(), now + Duration::days(15), 100).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(shop_status(&app, shop).0, "suspended");
+    // After 22 days the closure ends too: active again, one audit row per ended penalty, and
+    // running the job again changes nothing.
+    let n = gv::lift_expired(&mut app.conn(), now + Duration::days(23), 100).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(shop_status(&app, shop), ("active".into(), None));
+    assert_eq!(audits(&app, "shop.penalty_ended"), 2);
+    assert_eq!(
+        gv::lift_expired(&mut app.conn(), now + Duration::days(30), 100).unwrap(),
+        0
+    );
+    assert_eq!(audits(&app, "shop.penalty_ended"), 2);
+    let ended: i64 = mail_outbox::table
+        .filter(mail_outbox::kind.eq("penalty_ended"))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(ended, 2);
+
+    // 12 more reaches 48: clearance, which no job lifts.
+    let r = record("order_brushing", now + Duration::days(24));
+    assert_eq!(r.penalty, Some(("clear".into(), 0)));
+    assert_eq!(shop_status(&app, shop).0, "cleared");
+    gv::lift_expired(&mut app.conn(), now + Duration::days(400), 100).unwrap();
+    assert_eq!(shop_status(&app, shop).0, "cleared");
+}
+
+#[test]
+fn points_reset_with_the_platform_year_and_the_tracks_stay_apart() {
+    let app = spawn_app();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        merchant(&app, "gy_shop").await;
+    });
+    let shop = shop_id(&app, "gy-shop");
+    let mo = moderator_user(&app, "gy_mod");
+    let at = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+    let record = |code: &str, when: NaiveDateTime| {
+        let k = gv::type_by_id(&mut app.conn(), type_id(&app, code)).unwrap();
+        let mut c = app.conn();
+        haodian::db::write_tx(&mut c, |c| {
+            gv::record_in(
+                c,
+                &NewViolation {
+                    shop_id: shop,
+                    kind: &k,
+                    product_id: None,
+                    order_id: None,
+                    description: "巡检记录",
+                    evidence: "",
+                    source: "moderator",
+                    actor: Some(mo.id),
+                },
+                tz(),
+                when,
+            )
+        })
+        .unwrap()
+    };
+    // 31 Dec 2026, 22:00 and 23:00 in Shanghai: 6 + 6 general points reach 12.
+    assert_eq!(
+        record("abusive_service", at("2026-12-31 14:00:00")).penalty,
+        None
+    );
+    let r = record("abusive_service", at("2026-12-31 15:00:00"));
+    assert_eq!(r.points_after, 12);
+    assert_eq!(r.penalty, Some(("restrict".into(), 7)));
+    // Serious points are apart: 12 serious points after 12 general reach the serious node.
+    let r = record("off_platform_trading", at("2026-12-31 15:30:00"));
+    assert_eq!(r.points_after, 12);
+    // 1 Jan 2027 00:30 in Shanghai: the general track starts from zero again.
+    let r = record("abusive_service", at("2026-12-31 16:30:00"));
+    assert_eq!(r.points_after, 6);
+    assert_eq!(r.penalty, None);
+    let mut c = app.conn();
+    assert_eq!(gv::points_of(&mut c, shop, "general", 2026).unwrap(), 12);
+    assert_eq!(gv::points_of(&mut c, shop, "general", 2027).unwrap(), 6);
+    assert_eq!(gv::points_of(&mut c, shop, "serious", 2027).unwrap(), 0);
+    // The records stay.
+    let n: i64 = violations::table
+        .filter(violations::shop_id.eq(shop))
+        .count()
+        .get_result(&mut *c)
+        .unwrap();
+    assert_eq!(n, 4);
+}
+
+#[test]
+fn an_enforcement_rolled_back_leaves_no_audit_row_and_no_change() {
+    let app = spawn_app();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        merchant(&app, "gr_shop").await;
+    });
+    let shop = shop_id(&app, "gr-shop");
+    let mo = moderator_user(&app, "gr_mod");
+    let k = gv::type_by_id(&mut app.conn(), type_id(&app, "counterfeit")).unwrap();
+    let before_audit: i64 = audit_log::table
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    let mut c = app.conn();
+    let r: Result<(), haodian::error::AppError> = haodian::db::write_tx(&mut c, |c| {
+        gv::record_in(
+            c,
+            &NewViolation {
+                shop_id: shop,
+                kind: &k,
+                product_id: None,
+                order_id: None,
+                description: "巡检记录",
+                evidence: "",
+                source: "moderator",
+                actor: Some(mo.id),
+            },
+            tz(),
+            app.clock.now(),
+        )?;
+        // Whatever fails after the enforcement in the same transaction undoes all of it.
+        Err(haodian::error::AppError::Conflict("test.rollback"))
+    });
+    assert!(r.is_err());
+    drop(c);
+    let after_audit: i64 = audit_log::table
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(after_audit, before_audit);
+    assert_eq!(shop_status(&app, shop), ("active".into(), None));
+    let n: i64 = penalties::table
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(n, 0);
+
+    // Done for real: exactly one audit row for the violation and its penalty.
+    let mut c = app.conn();
+    haodian::db::write_tx(&mut c, |c| {
+        gv::record_in(
+            c,
+            &NewViolation {
+                shop_id: shop,
+                kind: &k,
+                product_id: None,
+                order_id: None,
+                description: "巡检记录",
+                evidence: "",
+                source: "moderator",
+                actor: Some(mo.id),
+            },
+            tz(),
+            app.clock.now(),
+        )
+    })
+    .unwrap();
+    drop(c);
+    let after: i64 = audit_log::table
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(after, before_audit + 1);
+}
+
+#[tokio::test]
+async fn two_moderators_deciding_one_appeal_at_once_one_wins_the_other_gets_a_conflict() {
+    let app = spawn_app();
+    let m = merchant(&app, "gc_shop").await;
+    let mo1 = app.logged_in("gc_mod1", Role::Moderator).await;
+    let mo2 = app.logged_in("gc_mod2", Role::Moderator).await;
+    record(&mo1, "gc-shop", type_id(&app, "order_brushing"), None)
+        .await
+        .assert_status(303);
+    let v = last_violation(&app);
+    let one = format!("/merchant/violations/{v}");
+    submit_multipart(
+        &m,
+        &one,
+        &format!("{one}/appeal"),
+        &[("body", "我们没有刷单，所有订单都有真实物流记录。")],
+        &[],
+    )
+    .await
+    .assert_status(303);
+    let id: i64 = haodian::db::schema::appeals::table
+        .select(haodian::db::schema::appeals::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let action = format!("/admin/appeals/{id}/decide");
+    let (t1, t2) = (mo1.csrf().await, mo2.csrf().await);
+    let f1 = [
+        ("csrf_token", t1.as_str()),
+        ("verdict", "revoke"),
+        ("reason", "已核实无误"),
+    ];
+    let f2 = [
+        ("csrf_token", t2.as_str()),
+        ("verdict", "uphold"),
+        ("reason", "已核实无误"),
+    ];
+    let (a, b) = tokio::join!(mo1.post(&action, &f1), mo2.post(&action, &f2));
+    let mut codes = [a.status, b.status];
+    codes.sort();
+    assert_eq!(codes, [303, 409], "one wins, the other is told");
+    let decided = audits(&app, "appeal.revoke") + audits(&app, "appeal.uphold");
+    assert_eq!(decided, 1);
+    // The service says the same to a third try.
+    let mo = moderator_user(&app, "gc_mod3");
+    let r = appeals::decide(
+        &mut app.conn(),
+        &mo,
+        id,
+        Verdict::Uphold,
+        "第三次处理",
+        tz(),
+        app.clock.now(),
+    );
+    assert!(matches!(
+        r,
+        Err(haodian::error::AppError::Conflict("appeal.already_decided"))
+    ));
+}
