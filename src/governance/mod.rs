@@ -2,6 +2,7 @@
 //! penalties that shape a shop's status, appeals, and the enforcement other modules trigger.
 
 pub mod appeals;
+pub mod audit;
 pub mod enforce;
 pub mod points;
 pub mod routes;

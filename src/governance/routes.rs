@@ -8,8 +8,11 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::appeals::{self, QueueRow, Verdict};
+use super::audit::{self, AuditFilter, AuditRow};
 use super::points::Node;
-use super::violations::{self, Penalty, RecordForm, TrackStanding, ViolationRow, ViolationType};
+use super::violations::{
+    self, Penalty, RecordForm, ShopRecord, TrackStanding, ViolationRow, ViolationType,
+};
 use crate::accounts::{Role, Viewer};
 use crate::error::{AppError, FieldErrors};
 use crate::web::{self, CsrfForm, CsrfMultipart, FlashLevel, PageCtx, PageQuery, Paginated, State};
@@ -28,7 +31,11 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(admin_appeal)
         .service(appeal_decide)
         .service(shop_suspend)
-        .service(shop_reinstate);
+        .service(shop_reinstate)
+        .service(audit_page)
+        .service(audit_csv)
+        .service(shop_record)
+        .service(shop_clear);
 }
 
 /// Text helpers the governance templates share.
@@ -106,7 +113,8 @@ gov_text!(
     AdminList,
     RecordPage,
     QueuePage,
-    AppealPage
+    AppealPage,
+    ShopRecordPage
 );
 
 // ---------- merchant ----------
@@ -605,7 +613,7 @@ async fn shop_action(
 ) -> Result<HttpResponse, AppError> {
     let me = viewer.require_role(Role::Moderator)?.clone();
     let now = state.clock.now();
-    let back = "/admin/shops";
+    let back = &format!("/admin/shops/{id}");
     match web::db(&state, move |c, _| {
         if suspend {
             violations::suspend(c, &me, id, &reason, now)
@@ -651,4 +659,194 @@ async fn shop_reinstate(
     CsrfForm(form): CsrfForm<ReasonForm>,
 ) -> Result<HttpResponse, AppError> {
     shop_action(state, viewer, path.into_inner(), form.reason, false).await
+}
+
+// ---------- the audit log ----------
+
+#[derive(Template)]
+#[template(path = "governance/audit.html")]
+struct AuditPage {
+    ctx: PageCtx,
+    f: AuditFilter,
+    list: Paginated<AuditRow>,
+}
+
+impl AuditPage {
+    fn page_link(&self, n: i64) -> String {
+        format!("/admin/audit?{}&page={n}", self.f.query())
+    }
+    fn csv_link(&self) -> String {
+        format!("/admin/audit.csv?{}", self.f.query())
+    }
+}
+
+#[get("/admin/audit")]
+async fn audit_page(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<AuditFilter>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Moderator)?.clone();
+    let f = q.into_inner();
+    let (ff, page) = (f.clone(), PageQuery { page: f.page });
+    let list = web::db(&state, move |c, st| {
+        audit::list(c, &me, &ff, st.settings.tz, page)
+    })
+    .await?;
+    web::render(&AuditPage { ctx, f, list })
+}
+
+/// Audit entries per database round trip of the export.
+const CSV_CHUNK: i64 = 1000;
+
+/// The filtered log as CSV, streamed chunk by chunk.
+#[get("/admin/audit.csv")]
+async fn audit_csv(
+    state: State,
+    viewer: Viewer,
+    q: aw::Query<AuditFilter>,
+) -> Result<HttpResponse, AppError> {
+    let me = std::sync::Arc::new(viewer.require_role(Role::Moderator)?.clone());
+    let f = std::sync::Arc::new(q.into_inner());
+    let tz = state.settings.tz;
+    let name = format!("audit-{}.csv", state.clock.now().format("%Y%m%d-%H%M%S"));
+    let first = futures_util::stream::once(async {
+        Ok::<_, actix_web::Error>(actix_web::web::Bytes::from(audit::csv_header()))
+    });
+    let rest = futures_util::stream::unfold(Some(None::<i64>), move |cursor| {
+        let (state, f, me) = (state.clone(), f.clone(), me.clone());
+        async move {
+            let before = cursor?;
+            let r = web::db(&state, move |c, _| {
+                audit::csv_chunk(c, &me, &f, tz, before, CSV_CHUNK)
+            })
+            .await;
+            match r {
+                Ok((text, next)) => Some((Ok(actix_web::web::Bytes::from(text)), next.map(Some))),
+                Err(e) => {
+                    tracing::error!(error = %e, "audit export failed");
+                    Some((
+                        Err(actix_web::error::ErrorInternalServerError("export failed")),
+                        None,
+                    ))
+                }
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .streaming(futures_util::StreamExt::chain(first, rest)))
+}
+
+// ---------- one shop's record ----------
+
+#[derive(Template)]
+#[template(path = "governance/shop.html")]
+struct ShopRecordPage {
+    ctx: PageCtx,
+    r: ShopRecord,
+    is_admin: bool,
+    status: String,
+}
+
+impl ShopRecordPage {
+    fn page_link(&self, n: i64) -> String {
+        format!("/admin/shops/{}?page={n}", self.r.shop.id)
+    }
+    fn status_text(&self) -> String {
+        self.ctx
+            .t(&format!("shop.status.{}", self.status))
+            .into_owned()
+    }
+    fn score_text(&self) -> String {
+        self.r
+            .score
+            .as_ref()
+            .and_then(|s| s.score)
+            .map(|s| format!("{s:.2}"))
+            .unwrap_or_else(|| "—".into())
+    }
+}
+
+#[get("/admin/shops/{id}")]
+async fn shop_record(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    q: aw::Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Moderator)?.clone();
+    let is_admin = me.has_role(Role::Admin);
+    let (id, now, page) = (path.into_inner(), state.clock.now(), q.into_inner());
+    let r = web::db(&state, move |c, st| {
+        violations::shop_record(c, &me, id, st.settings.tz, now, page)
+    })
+    .await?;
+    let status = r.shop.status_at(now).as_str().to_string();
+    web::render(&ShopRecordPage {
+        ctx,
+        r,
+        is_admin,
+        status,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ClearForm {
+    reason: String,
+    confirm: String,
+}
+
+/// Admins only: clears a shop by hand (permanent). The form asks to type the shop's address.
+#[post("/admin/shops/{id}/clear")]
+async fn shop_clear(
+    state: State,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    CsrfForm(form): CsrfForm<ClearForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_role(Role::Admin)?.clone();
+    let (id, now) = (path.into_inner(), state.clock.now());
+    let back = format!("/admin/shops/{id}");
+    let r = web::db(&state, move |c, _| {
+        let slug: String = {
+            use crate::db::schema::shops;
+            use diesel::prelude::*;
+            shops::table
+                .find(id)
+                .select(shops::slug)
+                .first(c)
+                .optional()?
+                .ok_or(AppError::NotFound)?
+        };
+        if form.confirm.trim() != slug {
+            return Err(AppError::field("confirm", "clear_confirm"));
+        }
+        violations::clear_by_hand(c, &me, id, &form.reason, now)
+    })
+    .await;
+    match r {
+        Ok(()) => Ok(web::redirect_flash(
+            &back,
+            FlashLevel::Success,
+            "governance.cleared",
+        )),
+        Err(AppError::Invalid(e)) => Ok(web::redirect_flash(
+            &back,
+            FlashLevel::Error,
+            if e.first("confirm").is_some() {
+                "governance.clear_confirm"
+            } else {
+                "governance.reason_needed"
+            },
+        )),
+        Err(e) => Err(e),
+    }
 }

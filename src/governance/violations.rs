@@ -966,6 +966,143 @@ pub fn counts_since(c: &mut DbConn, since: NaiveDateTime) -> Result<(i64, i64, i
     Ok((v, p, a))
 }
 
+/// An admin clears a shop by hand (moderators may not): permanent, products delisted.
+pub fn clear_by_hand(
+    conn: &mut DbConn,
+    me: &SessionUser,
+    shop_id: i64,
+    reason: &str,
+    now: NaiveDateTime,
+) -> Result<(), AppError> {
+    if !me.has_role(Role::Admin) {
+        return Err(AppError::Forbidden("error.403.body"));
+    }
+    let reason = check_reason(reason)?;
+    write_tx(conn, |c| {
+        let exists: i64 = shops::table.find(shop_id).count().get_result(c)?;
+        if exists == 0 {
+            return Err(AppError::NotFound);
+        }
+        if enforce::clear_shop(c, shop_id, Some(me.id), "shop.clear", reason, now)? {
+            Ok(())
+        } else {
+            Err(AppError::Conflict("governance.shop_cleared"))
+        }
+    })
+}
+
+/// What the moderators' overview shows.
+#[derive(Debug, Clone, Default)]
+pub struct Overview {
+    pub review_queue: i64,
+    pub appeals_pending: i64,
+    pub appeals_overdue: i64,
+    pub complaints_open: i64,
+    pub violations_today: i64,
+    pub penalties_today: i64,
+    pub appeals_decided_today: i64,
+    pub penalties_in_force: i64,
+    /// Shops on clearance watch in the newest score day: (slug, name, consecutive low days).
+    pub watch: Vec<(String, String, i64)>,
+}
+
+pub fn overview(
+    c: &mut DbConn,
+    tz: chrono_tz::Tz,
+    now: NaiveDateTime,
+) -> Result<Overview, AppError> {
+    use crate::db::schema::{complaints, dsr_snapshots as snap};
+    use chrono::TimeZone;
+    let local = tz.from_utc_datetime(&now).date_naive();
+    let since = local
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| tz.from_local_datetime(&t).earliest())
+        .map(|t| t.naive_utc())
+        .unwrap_or(now);
+    let (violations_today, penalties_today, appeals_decided_today) = counts_since(c, since)?;
+    let day: Option<String> = snap::table.select(diesel::dsl::max(snap::day)).first(c)?;
+    let watch = match day {
+        Some(d) => snap::table
+            .inner_join(shops::table)
+            .filter(snap::day.eq(d))
+            .filter(snap::tier.eq("watch"))
+            .order(snap::low_days.desc())
+            .limit(20)
+            .select((shops::slug, shops::name, snap::low_days))
+            .load(c)?,
+        None => Vec::new(),
+    };
+    Ok(Overview {
+        review_queue: products::table
+            .filter(products::status.eq("pending_review"))
+            .count()
+            .get_result(c)?,
+        appeals_pending: super::appeals::pending_count(c)?,
+        appeals_overdue: appeals::table
+            .filter(appeals::status.eq("pending"))
+            .filter(appeals::deadline.lt(now))
+            .count()
+            .get_result(c)?,
+        complaints_open: complaints::table
+            .filter(complaints::status.eq("open"))
+            .count()
+            .get_result(c)?,
+        violations_today,
+        penalties_today,
+        appeals_decided_today,
+        penalties_in_force: pen::table
+            .filter(pen::status.eq("active"))
+            .filter(pen::ends_at.is_null().or(pen::ends_at.gt(now)))
+            .count()
+            .get_result(c)?,
+        watch,
+    })
+}
+
+/// One shop's whole record for moderators.
+pub struct ShopRecord {
+    pub shop: crate::shops::Shop,
+    pub official: String,
+    pub standing: Vec<TrackStanding>,
+    pub year: i64,
+    pub violations: Paginated<ViolationRow>,
+    pub penalties: Vec<Penalty>,
+    pub score: Option<crate::dsr::score::Snapshot>,
+    pub audit: Vec<super::audit::AuditRow>,
+}
+
+pub fn shop_record(
+    c: &mut DbConn,
+    me: &SessionUser,
+    shop_id: i64,
+    tz: chrono_tz::Tz,
+    now: NaiveDateTime,
+    page: PageQuery,
+) -> Result<ShopRecord, AppError> {
+    use crate::db::schema::users;
+    if !me.has_role(Role::Moderator) {
+        return Err(AppError::Forbidden("error.403.body"));
+    }
+    let (shop, official): (crate::shops::Shop, String) = shops::table
+        .inner_join(users::table)
+        .filter(shops::id.eq(shop_id))
+        .select((crate::shops::Shop::as_select(), users::handle))
+        .first(c)
+        .optional()?
+        .ok_or(AppError::NotFound)?;
+    let year = points::year_of(tz, now);
+    Ok(ShopRecord {
+        standing: standing(c, shop_id, year)?,
+        year,
+        violations: list(c, Some(shop_id), None, page, 20)?,
+        penalties: shop_penalties(c, shop_id, 100)?,
+        score: crate::dsr::score::latest(c, shop_id)?,
+        audit: super::audit::of_shop(c, shop_id, 50)?,
+        shop,
+        official,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::derive_status;

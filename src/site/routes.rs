@@ -35,6 +35,8 @@ struct DashboardPage {
     ctx: PageCtx,
     area: &'static str,
     tiles: Vec<(&'static str, &'static str, &'static str)>,
+    /// The moderators' queues and today's enforcement (the admin area only).
+    overview: Option<crate::governance::violations::Overview>,
 }
 
 impl DashboardPage {
@@ -51,7 +53,12 @@ fn dashboard(
     area: &'static str,
     tiles: Vec<(&'static str, &'static str, &'static str)>,
 ) -> Result<HttpResponse, AppError> {
-    web::render(&DashboardPage { ctx, area, tiles })
+    web::render(&DashboardPage {
+        ctx,
+        area,
+        tiles,
+        overview: None,
+    })
 }
 
 #[get("/account")]
@@ -83,12 +90,22 @@ async fn creator_dashboard(ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse,
 }
 
 #[get("/admin")]
-async fn admin_dashboard(ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, AppError> {
+async fn admin_dashboard(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+) -> Result<HttpResponse, AppError> {
     viewer.require_role(Role::Moderator)?;
-    dashboard(
+    let now = state.clock.now();
+    let overview = web::db(&state, move |c, st| {
+        crate::governance::violations::overview(c, st.settings.tz, now)
+    })
+    .await?;
+    web::render(&DashboardPage {
         ctx,
-        "admin",
-        vec![
+        area: "admin",
+        overview: Some(overview),
+        tiles: vec![
             ("tile.review", "tile.review_body", "/admin/review"),
             (
                 "complaint.queue_title",
@@ -113,9 +130,9 @@ async fn admin_dashboard(ctx: PageCtx, viewer: Viewer) -> Result<HttpResponse, A
                 "/admin/violations",
             ),
             ("tile.appeals", "tile.appeals_body", "/admin/appeals"),
-            ("tile.audit", "tile.audit_body", ""),
+            ("tile.audit", "tile.audit_body", "/admin/audit"),
         ],
-    )
+    })
 }
 
 #[get("/healthz")]

@@ -631,3 +631,120 @@ async fn two_moderators_deciding_one_appeal_at_once_one_wins_the_other_gets_a_co
         Err(haodian::error::AppError::Conflict("appeal.already_decided"))
     ));
 }
+
+#[tokio::test]
+async fn the_console_shop_record_audit_log_suspension_and_clearance_by_admins_only() {
+    let app = spawn_app();
+    let m = merchant(&app, "ga_shop").await;
+    let p = product_of(&app, product(&app, &m, "羊毛围巾", "", "89", 5).await[0]);
+    let mo = app.logged_in("ga_mod", Role::Moderator).await;
+    let admin = app.logged_in("ga_admin", Role::Admin).await;
+    let shop = shop_id(&app, "ga-shop");
+    record(&mo, "ga-shop", type_id(&app, "order_brushing"), None)
+        .await
+        .assert_status(303);
+    let (_, until) = shop_status(&app, shop);
+
+    // The overview counts today's enforcement.
+    let o = mo.get("/admin").await;
+    assert!(o.body.contains("id=\"ov-violations\">1<"), "{}", o.body);
+
+    // One shop's whole record.
+    let rec = mo.get(&format!("/admin/shops/{shop}")).await;
+    rec.assert_status(200);
+    assert!(rec.body.contains("刷单炒信"));
+    assert!(rec.body.contains("限制经营 7 天"));
+    assert!(rec.body.contains("violation.record"));
+    // A moderator sees no clearance button; an admin does.
+    assert!(!rec.body.contains("/clear\""));
+    assert!(admin
+        .get(&format!("/admin/shops/{shop}"))
+        .await
+        .body
+        .contains(&format!("/admin/shops/{shop}/clear")));
+
+    // Suspension by hand sits on top of the restriction; lifting it leaves the restriction.
+    let page = format!("/admin/shops/{shop}");
+    mo.submit(
+        &page,
+        &format!("{page}/suspend"),
+        &[("reason", "涉嫌售假，待核查")],
+    )
+    .await
+    .assert_status(303);
+    assert_eq!(shop_status(&app, shop), ("suspended".into(), None));
+    mo.submit(
+        &page,
+        &format!("{page}/suspend"),
+        &[("reason", "再次暂停看看")],
+    )
+    .await
+    .assert_status(409);
+    mo.submit(
+        &page,
+        &format!("{page}/reinstate"),
+        &[("reason", "核查完毕，无售假")],
+    )
+    .await
+    .assert_status(303);
+    assert_eq!(shop_status(&app, shop), ("restricted".into(), until));
+
+    // The audit log: filters by action prefix, actor, shop and date; CSV export.
+    let log = mo.get("/admin/audit?action=violation.").await;
+    assert!(log.body.contains("violation.record"));
+    assert!(!log.body.contains("shop.suspend"));
+    let log = mo.get("/admin/audit?actor=ga_mod&shop=ga-shop").await;
+    assert!(log.body.contains("shop.suspend") && log.body.contains("shop.reinstate"));
+    let log = mo.get("/admin/audit?actor=nobody_at_all").await;
+    assert!(log.body.contains("audit-empty"));
+    let log = mo.get("/admin/audit?shop=ga-shop&from=2099-01-01").await;
+    assert!(log.body.contains("audit-empty"));
+    let csv = mo.get("/admin/audit.csv?shop=ga-shop").await;
+    csv.assert_status(200);
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,time,actor,action,subject_type,subject_id,shop,detail"
+    );
+    assert_eq!(lines.len(), 4, "{}", csv.body);
+    assert!(lines[1].contains("shop.reinstate") && lines[1].contains("ga_mod"));
+    assert!(lines[3].contains("violation.record") && lines[3].contains("ga-shop"));
+
+    // Clearing by hand: moderators may not; an admin must type the shop's address.
+    mo.submit(
+        &page,
+        &format!("{page}/clear"),
+        &[("confirm", "ga-shop"), ("reason", "多次严重违规")],
+    )
+    .await
+    .assert_status(403);
+    let r = admin
+        .submit(
+            &page,
+            &format!("{page}/clear"),
+            &[("confirm", "wrong"), ("reason", "多次严重违规")],
+        )
+        .await;
+    r.assert_status(303);
+    assert_eq!(shop_status(&app, shop).0, "restricted");
+    admin
+        .submit(
+            &page,
+            &format!("{page}/clear"),
+            &[("confirm", "ga-shop"), ("reason", "多次严重违规")],
+        )
+        .await
+        .assert_status(303);
+    assert_eq!(shop_status(&app, shop).0, "cleared");
+    assert_eq!(product_status(&app, p), "delisted");
+    assert_eq!(audits(&app, "shop.clear"), 1);
+    admin
+        .submit(
+            &page,
+            &format!("{page}/clear"),
+            &[("confirm", "ga-shop"), ("reason", "再清退一次")],
+        )
+        .await
+        .assert_status(409);
+    assert_eq!(audits(&app, "shop.clear"), 1);
+}

@@ -67,6 +67,7 @@ const POST_ROUTES: &[(&str, &str)] = &[
     ("/admin/appeals/1/decide", "verdict=revoke&reason=because+so"),
     ("/admin/shops/1/suspend", "reason=because+so"),
     ("/admin/shops/1/reinstate", "reason=because+so"),
+    ("/admin/shops/1/clear", "confirm=victim-shop&reason=because+so"),
 ];
 
 #[tokio::test]
@@ -263,6 +264,9 @@ async fn role_guards_for_every_route() {
         ("/admin/violations/new", [303, 403, 403, 403, 200, 200]),
         ("/admin/appeals", [303, 403, 403, 403, 200, 200]),
         ("/admin/appeals/1", [303, 403, 403, 403, 404, 404]),
+        ("/admin/audit", [303, 403, 403, 403, 200, 200]),
+        ("/admin/audit.csv", [303, 403, 403, 403, 200, 200]),
+        ("/admin/shops/999999", [303, 403, 403, 403, 404, 404]),
         (
             "/orders/2611300000000001/rate",
             [303, 404, 404, 404, 404, 404],
