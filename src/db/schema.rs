@@ -255,6 +255,8 @@ diesel::table! {
         note -> Text,
         created_by -> Nullable<BigInt>,
         created_at -> Timestamp,
+        snapshot -> Text,
+        diff -> Text,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod appeals;
 pub mod audit;
+pub mod editor;
 pub mod enforce;
 pub mod points;
 pub mod routes;

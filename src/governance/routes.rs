@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::appeals::{self, QueueRow, Verdict};
 use super::audit::{self, AuditFilter, AuditRow};
+use super::editor;
 use super::points::Node;
 use super::violations::{
     self, Penalty, RecordForm, ShopRecord, TrackStanding, ViolationRow, ViolationType,
@@ -35,7 +36,18 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(audit_page)
         .service(audit_csv)
         .service(shop_record)
-        .service(shop_clear);
+        .service(shop_clear)
+        .service(rules_page)
+        .service(rules_term_add)
+        .service(rules_term_delete)
+        .service(rules_param)
+        .service(rules_type_save)
+        .service(rules_type_retire)
+        .service(rules_node_save)
+        .service(rules_node_delete)
+        .service(rules_score)
+        .service(rules_versions)
+        .service(rules_version);
 }
 
 /// Text helpers the governance templates share.
@@ -114,7 +126,8 @@ gov_text!(
     RecordPage,
     QueuePage,
     AppealPage,
-    ShopRecordPage
+    ShopRecordPage,
+    RulesPage
 );
 
 // ---------- merchant ----------
@@ -849,4 +862,411 @@ async fn shop_clear(
         )),
         Err(e) => Err(e),
     }
+}
+
+// ---------- the rules editor (admins) ----------
+
+#[derive(Template)]
+#[template(path = "governance/rules.html")]
+struct RulesPage {
+    ctx: PageCtx,
+    terms: Vec<editor::TermRow>,
+    params: Vec<(&'static str, i64)>,
+    types: Vec<ViolationType>,
+    nodes: Vec<(i64, Node)>,
+    score_json: String,
+    categories: Vec<crate::shops::model::Category>,
+    versions: Vec<editor::Version>,
+    test: TestQuery,
+    hits: Option<Vec<super::rules::Hit>>,
+    term: editor::TermForm,
+    errors: FieldErrors,
+    /// Which form the errors belong to.
+    section: &'static str,
+}
+
+impl RulesPage {
+    fn err(&self, section: &str, field: &str) -> Option<String> {
+        (self.section == section)
+            .then(|| self.ctx.field_error(&self.errors, field))
+            .flatten()
+    }
+    fn cat_name<'a>(&self, c: &'a crate::shops::model::Category) -> &'a str {
+        c.name(self.ctx.locale)
+    }
+    fn test_category(&self, id: &i64) -> bool {
+        self.test.category == Some(*id)
+    }
+    fn term_category(&self, slug: &str) -> bool {
+        self.term.category == slug
+    }
+    fn hit_text(&self, h: &super::rules::Hit) -> String {
+        self.ctx.t(&h.message).into_owned()
+    }
+    fn param_label(&self, key: &str) -> String {
+        self.ctx.t(&format!("rules.param.{key}")).into_owned()
+    }
+    fn action_name(&self, a: &str) -> String {
+        self.ctx.t(&format!("rules.action.{a}")).into_owned()
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+struct TestQuery {
+    text: String,
+    category: Option<i64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn render_rules(
+    state: &State,
+    ctx: PageCtx,
+    viewer: &Viewer,
+    test: TestQuery,
+    term: editor::TermForm,
+    score: Option<String>,
+    errors: FieldErrors,
+    section: &'static str,
+) -> Result<HttpResponse, AppError> {
+    viewer.require_role(Role::Admin)?;
+    let t = test.clone();
+    let (terms, params, types, nodes, json, categories, versions, hits) =
+        web::db(state, move |c, _| {
+            let mut params = Vec::new();
+            for (k, _, _) in editor::PARAMS {
+                let d = if k == "price_ceiling_fen" {
+                    100_000_000
+                } else {
+                    0
+                };
+                params.push((k, violations::param(c, k, d)?));
+            }
+            let (_, score) = crate::dsr::rules::current(c)?;
+            let json = serde_json::to_string_pretty(&score).map_err(AppError::internal)?;
+            let hits = if t.text.trim().is_empty() {
+                None
+            } else {
+                let text: String = t.text.chars().take(2000).collect();
+                Some(editor::test_text(c, &text, t.category)?)
+            };
+            Ok((
+                editor::terms(c)?,
+                params,
+                violations::active_types(c)?,
+                editor::node_rows(c)?,
+                json,
+                crate::shops::service::categories(c)?,
+                editor::versions(c, 10)?,
+                hits,
+            ))
+        })
+        .await?;
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    web::render_status(
+        status,
+        &RulesPage {
+            ctx,
+            terms,
+            params,
+            types,
+            nodes,
+            score_json: score.unwrap_or(json),
+            categories,
+            versions,
+            test,
+            hits,
+            term,
+            errors,
+            section,
+        },
+    )
+}
+
+#[get("/admin/rules")]
+async fn rules_page(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<TestQuery>,
+) -> Result<HttpResponse, AppError> {
+    let term = editor::TermForm {
+        match_type: "substring".into(),
+        scope: "all".into(),
+        severity: "block".into(),
+        ..Default::default()
+    };
+    render_rules(
+        &state,
+        ctx,
+        &viewer,
+        q.into_inner(),
+        term,
+        None,
+        FieldErrors::new(),
+        "",
+    )
+    .await
+}
+
+/// Runs one editor change; success goes back to the editor with a message, field errors
+/// re-render it with the form kept.
+async fn rules_change<F>(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    section: &'static str,
+    term: editor::TermForm,
+    score: Option<String>,
+    f: F,
+) -> Result<HttpResponse, AppError>
+where
+    F: FnOnce(
+            &mut crate::db::DbConn,
+            &crate::accounts::SessionUser,
+            chrono::NaiveDateTime,
+        ) -> Result<i64, AppError>
+        + Send
+        + 'static,
+{
+    let me = viewer.require_role(Role::Admin)?.clone();
+    let now = state.clock.now();
+    match web::db(&state, move |c, _| f(c, &me, now)).await {
+        Ok(_) => Ok(web::redirect_flash(
+            &format!("/admin/rules#{section}"),
+            FlashLevel::Success,
+            "rules.saved",
+        )),
+        Err(AppError::Invalid(errors)) => {
+            render_rules(
+                &state,
+                ctx,
+                &viewer,
+                TestQuery::default(),
+                term,
+                score,
+                errors,
+                section,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[post("/admin/rules/terms")]
+async fn rules_term_add(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<editor::TermForm>,
+) -> Result<HttpResponse, AppError> {
+    let f = form.clone();
+    rules_change(
+        state,
+        ctx,
+        viewer,
+        "terms",
+        form,
+        None,
+        move |c, me, now| editor::add_term(c, me, &f, now),
+    )
+    .await
+}
+
+#[post("/admin/rules/terms/{id}/delete")]
+async fn rules_term_delete(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    _form: CsrfForm<ReasonForm>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    rules_change(
+        state,
+        ctx,
+        viewer,
+        "terms",
+        Default::default(),
+        None,
+        move |c, me, now| editor::delete_term(c, me, id, now),
+    )
+    .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ParamForm {
+    key: String,
+    value: String,
+}
+
+#[post("/admin/rules/params")]
+async fn rules_param(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<ParamForm>,
+) -> Result<HttpResponse, AppError> {
+    rules_change(
+        state,
+        ctx,
+        viewer,
+        "params",
+        Default::default(),
+        None,
+        move |c, me, now| editor::set_param(c, me, &form.key, &form.value, now),
+    )
+    .await
+}
+
+#[post("/admin/rules/types")]
+async fn rules_type_save(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<editor::TypeForm>,
+) -> Result<HttpResponse, AppError> {
+    rules_change(
+        state,
+        ctx,
+        viewer,
+        "types",
+        Default::default(),
+        None,
+        move |c, me, now| editor::save_type(c, me, &form, now),
+    )
+    .await
+}
+
+#[post("/admin/rules/types/{code}/retire")]
+async fn rules_type_retire(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<String>,
+    _form: CsrfForm<ReasonForm>,
+) -> Result<HttpResponse, AppError> {
+    let code = path.into_inner();
+    rules_change(
+        state,
+        ctx,
+        viewer,
+        "types",
+        Default::default(),
+        None,
+        move |c, me, now| editor::retire_type(c, me, &code, now),
+    )
+    .await
+}
+
+#[post("/admin/rules/nodes")]
+async fn rules_node_save(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<editor::NodeForm>,
+) -> Result<HttpResponse, AppError> {
+    rules_change(
+        state,
+        ctx,
+        viewer,
+        "nodes",
+        Default::default(),
+        None,
+        move |c, me, now| editor::save_node(c, me, &form, now),
+    )
+    .await
+}
+
+#[post("/admin/rules/nodes/{id}/delete")]
+async fn rules_node_delete(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+    _form: CsrfForm<ReasonForm>,
+) -> Result<HttpResponse, AppError> {
+    let id = path.into_inner();
+    rules_change(
+        state,
+        ctx,
+        viewer,
+        "nodes",
+        Default::default(),
+        None,
+        move |c, me, now| editor::delete_node(c, me, id, now),
+    )
+    .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ScoreForm {
+    score: String,
+}
+
+#[post("/admin/rules/score")]
+async fn rules_score(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<ScoreForm>,
+) -> Result<HttpResponse, AppError> {
+    let kept = Some(form.score.clone());
+    rules_change(
+        state,
+        ctx,
+        viewer,
+        "score",
+        Default::default(),
+        kept,
+        move |c, me, now| editor::save_score_rules(c, me, &form.score, now),
+    )
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "governance/versions.html")]
+struct VersionsPage {
+    ctx: PageCtx,
+    versions: Vec<editor::Version>,
+    one: bool,
+}
+
+#[get("/admin/rules/versions")]
+async fn rules_versions(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+) -> Result<HttpResponse, AppError> {
+    viewer.require_role(Role::Admin)?;
+    let versions = web::db(&state, |c, _| editor::versions(c, 200)).await?;
+    web::render(&VersionsPage {
+        ctx,
+        versions,
+        one: false,
+    })
+}
+
+#[get("/admin/rules/versions/{id}")]
+async fn rules_version(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    path: aw::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    viewer.require_role(Role::Admin)?;
+    let id = path.into_inner();
+    let v = web::db(&state, move |c, _| editor::version(c, id)).await?;
+    web::render(&VersionsPage {
+        ctx,
+        versions: vec![v],
+        one: true,
+    })
 }

@@ -131,6 +131,7 @@ async fn admin_dashboard(
             ),
             ("tile.appeals", "tile.appeals_body", "/admin/appeals"),
             ("tile.audit", "tile.audit_body", "/admin/audit"),
+            ("tile.rules", "tile.rules_body", "/admin/rules"),
         ],
     })
 }

@@ -748,3 +748,207 @@ async fn the_console_shop_record_audit_log_suspension_and_clearance_by_admins_on
         .assert_status(409);
     assert_eq!(audits(&app, "shop.clear"), 1);
 }
+
+#[tokio::test]
+async fn admins_edit_the_rules_as_new_versions_that_apply_at_once_with_a_diff_in_the_audit_log() {
+    use haodian::db::schema::{rule_sets, score_rules};
+    let app = spawn_app();
+    merchant(&app, "ge_shop").await;
+    let admin = app.logged_in("ge_admin", Role::Admin).await;
+    let mo = app.logged_in("ge_mod", Role::Moderator).await;
+    mo.get("/admin/rules").await.assert_status(403);
+    mo.submit(
+        "/admin",
+        "/admin/rules/terms",
+        &[
+            ("term", "神器"),
+            ("match_type", "substring"),
+            ("scope", "all"),
+            ("severity", "block"),
+            ("legal_basis", "平台规则"),
+        ],
+    )
+    .await
+    .assert_status(403);
+    let versions = |app: &TestApp| -> i64 {
+        rule_sets::table
+            .count()
+            .get_result(&mut *app.conn())
+            .unwrap()
+    };
+    let v0 = versions(&app);
+
+    // "Test this text" previews what the current rules flag.
+    let page = admin
+        .get("/admin/rules?text=%E5%85%A8%E7%BD%91%E6%9C%80%E4%BD%B3%E5%8F%A3%E6%84%9F")
+        .await;
+    page.assert_status(200);
+    assert!(page.body.contains("<strong>最佳</strong>"), "{}", page.body);
+    let clean = admin
+        .get("/admin/rules?text=%E9%99%8D%E5%99%AA%E7%A5%9E%E5%99%A8")
+        .await;
+    assert!(clean.body.contains("id=\"test-result\" class=\"muted\""));
+
+    // A bad regular expression is refused and changes nothing.
+    let r = admin
+        .submit(
+            "/admin/rules",
+            "/admin/rules/terms",
+            &[
+                ("term", "(未闭合"),
+                ("match_type", "regex"),
+                ("scope", "all"),
+                ("severity", "block"),
+                ("legal_basis", "平台规则"),
+            ],
+        )
+        .await;
+    r.assert_status(422);
+    assert!(r.body.contains("正则表达式无效"));
+    assert_eq!(versions(&app), v0);
+
+    // Adding a term: a new version, in force at once, audited with the diff.
+    admin
+        .submit(
+            "/admin/rules",
+            "/admin/rules/terms",
+            &[
+                ("term", "神器"),
+                ("match_type", "substring"),
+                ("scope", "all"),
+                ("severity", "block"),
+                ("legal_basis", "平台规则：夸大宣传"),
+            ],
+        )
+        .await
+        .assert_status(303);
+    assert_eq!(versions(&app), v0 + 1);
+    let flagged = admin
+        .get("/admin/rules?text=%E9%99%8D%E5%99%AA%E7%A5%9E%E5%99%A8")
+        .await;
+    assert!(flagged.body.contains("<strong>神器</strong>"));
+    let (detail,): (String,) = audit_log::table
+        .filter(audit_log::action.eq("rules.change"))
+        .select((audit_log::detail,))
+        .first(&mut *app.conn())
+        .unwrap();
+    assert!(
+        detail.contains("+ [terms] 神器 | substring | all | block"),
+        "{detail}"
+    );
+
+    // A new version of a violation type: old violations keep theirs, new ones use the new.
+    admin
+        .submit(
+            "/admin/rules",
+            "/admin/rules/types",
+            &[
+                ("code", "order_brushing"),
+                ("name_zh", "刷单炒信"),
+                ("name_en", "Order brushing"),
+                ("track", "serious"),
+                ("points", "6"),
+                ("evidence_required", "1"),
+            ],
+        )
+        .await
+        .assert_status(303);
+    let active: Vec<(i64, i64)> = violation_types::table
+        .filter(violation_types::code.eq("order_brushing"))
+        .filter(violation_types::active.eq(true))
+        .select((violation_types::version, violation_types::points))
+        .load(&mut *app.conn())
+        .unwrap();
+    assert_eq!(active, vec![(2, 6)]);
+
+    // A penalty node and a parameter: the next deduction uses them.
+    admin
+        .submit(
+            "/admin/rules",
+            "/admin/rules/nodes",
+            &[
+                ("track", "serious"),
+                ("threshold", "6"),
+                ("action", "restrict"),
+                ("days", "3"),
+            ],
+        )
+        .await
+        .assert_status(303);
+    admin
+        .submit(
+            "/admin/rules",
+            "/admin/rules/params",
+            &[("key", "appeal_days"), ("value", "3")],
+        )
+        .await
+        .assert_status(303);
+    admin
+        .submit(
+            "/admin/rules",
+            "/admin/rules/params",
+            &[("key", "appeal_days"), ("value", "0")],
+        )
+        .await
+        .assert_status(422);
+    record(&mo, "ge-shop", type_id(&app, "order_brushing"), None)
+        .await
+        .assert_status(303);
+    let v = last_violation(&app);
+    let (points, deadline, created): (i64, NaiveDateTime, NaiveDateTime) = violations::table
+        .find(v)
+        .select((
+            violations::points,
+            violations::appeal_deadline,
+            violations::created_at,
+        ))
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(points, 6);
+    assert_eq!(deadline - created, Duration::days(3));
+    let (status, until) = shop_status(&app, shop_id(&app, "ge-shop"));
+    assert_eq!(status, "restricted");
+    assert_eq!(until.unwrap() - created, Duration::days(3));
+
+    // Score thresholds: invalid JSON changes nothing; a valid document is a new version.
+    let before: i64 = score_rules::table
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    admin
+        .submit(
+            "/admin/rules",
+            "/admin/rules/score",
+            &[("score", "{not json")],
+        )
+        .await
+        .assert_status(422);
+    let mut rules = haodian::dsr::rules::ScoreRules::default_set();
+    rules.clearance_days = 5;
+    let json = serde_json::to_string(&rules).unwrap();
+    admin
+        .submit("/admin/rules", "/admin/rules/score", &[("score", &json)])
+        .await
+        .assert_status(303);
+    let after: i64 = score_rules::table
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(after, before + 1);
+    let (_, current) = haodian::dsr::rules::current(&mut app.conn()).unwrap();
+    assert_eq!(current.clearance_days, 5);
+
+    // Old versions stay readable: the seeded one now shows its content, each later one its diff.
+    let first: i64 = rule_sets::table
+        .select(rule_sets::id)
+        .order(rule_sets::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let v1 = admin.get(&format!("/admin/rules/versions/{first}")).await;
+    assert!(v1.body.contains("最佳 | substring | all | block"));
+    assert!(!v1.body.contains("神器"));
+    let list = admin.get("/admin/rules/versions").await;
+    assert!(list.body.contains("+ [violation_types] order_brushing v2"));
+    assert!(list.body.contains("- [violation_types] order_brushing v1"));
+    assert!(list.body.contains("clearance_days = 5"));
+}

@@ -68,6 +68,14 @@ const POST_ROUTES: &[(&str, &str)] = &[
     ("/admin/shops/1/suspend", "reason=because+so"),
     ("/admin/shops/1/reinstate", "reason=because+so"),
     ("/admin/shops/1/clear", "confirm=victim-shop&reason=because+so"),
+    ("/admin/rules/terms", "term=x&match_type=substring&scope=all&severity=block&legal_basis=xx"),
+    ("/admin/rules/terms/1/delete", ""),
+    ("/admin/rules/params", "key=appeal_days&value=3"),
+    ("/admin/rules/types", "code=evil_type&name_zh=x&name_en=x&track=general&points=1"),
+    ("/admin/rules/types/fraud/retire", ""),
+    ("/admin/rules/nodes", "track=general&threshold=1&action=clear"),
+    ("/admin/rules/nodes/1/delete", ""),
+    ("/admin/rules/score", "score=%7B%7D"),
 ];
 
 #[tokio::test]
@@ -267,6 +275,9 @@ async fn role_guards_for_every_route() {
         ("/admin/audit", [303, 403, 403, 403, 200, 200]),
         ("/admin/audit.csv", [303, 403, 403, 403, 200, 200]),
         ("/admin/shops/999999", [303, 403, 403, 403, 404, 404]),
+        ("/admin/rules", [303, 403, 403, 403, 403, 200]),
+        ("/admin/rules/versions", [303, 403, 403, 403, 403, 200]),
+        ("/admin/rules/versions/1", [303, 403, 403, 403, 403, 200]),
         (
             "/orders/2611300000000001/rate",
             [303, 404, 404, 404, 404, 404],
