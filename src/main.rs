@@ -69,6 +69,19 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Platform governance.
+    Governance {
+        #[command(subcommand)]
+        command: GovernanceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GovernanceCommand {
+    /// Re-check every listed product against the rules in force: blocking terms and missing
+    /// qualifications record automatic violations; terms that need a moderator send the
+    /// product back to review.
+    Rescan,
 }
 
 #[derive(Subcommand)]
@@ -368,6 +381,16 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
                     println!("dsr score {day}: being scored by {n}, nothing to do")
                 }
             }
+            Ok(())
+        }
+        Command::Governance {
+            command: GovernanceCommand::Rescan,
+        } => {
+            let pool = app::open_command_database(&settings)?;
+            let now = chrono::Utc::now().naive_utc();
+            let report =
+                haodian::governance::rescan::run(&mut *pool.get()?, settings.tz, now, 500)?;
+            println!("governance rescan: {report}");
             Ok(())
         }
         Command::Jobs {

@@ -454,13 +454,13 @@ fn category_path(c: &mut DbConn, id: i64) -> Result<Vec<Category>, AppError> {
     Ok(path)
 }
 
-/// Runs the rules on a product, records the check, and moves the product to its outcome.
-fn check_and_apply(
+/// Runs the rules in force on a product of a shop: the product and every hit (deduplicated).
+pub fn evaluate_product(
     c: &mut DbConn,
-    m: &Membership,
+    shop_id: i64,
     id: i64,
-    now: NaiveDateTime,
-) -> Result<Outcome, AppError> {
+    ruleset: &rules::RuleSet,
+) -> Result<(Product, Vec<Hit>), AppError> {
     let product: Product = products::table
         .find(id)
         .select(Product::as_select())
@@ -468,10 +468,9 @@ fn check_and_apply(
     let skus = skus_of(c, id)?;
     let path = category_path(c, product.category_id)?;
     let held: Vec<String> = sq::table
-        .filter(sq::shop_id.eq(m.shop.id))
+        .filter(sq::shop_id.eq(shop_id))
         .select(sq::kind)
         .load(c)?;
-    let ruleset = rules::load(c)?;
     let listing = Listing {
         texts: [
             ("title", &product.title),
@@ -493,6 +492,18 @@ fn check_and_apply(
     };
     let mut hits = ruleset.evaluate(&listing);
     hits.dedup();
+    Ok((product, hits))
+}
+
+/// Runs the rules on a product, records the check, and moves the product to its outcome.
+fn check_and_apply(
+    c: &mut DbConn,
+    m: &Membership,
+    id: i64,
+    now: NaiveDateTime,
+) -> Result<Outcome, AppError> {
+    let ruleset = rules::load(c)?;
+    let (product, hits) = evaluate_product(c, m.shop.id, id, &ruleset)?;
     let mut result = rules::outcome(&hits);
     // A product the platform took down goes back through a moderator, whatever the rules say.
     if result == Outcome::Pass && product.delisted_by_platform {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod editor;
 pub mod enforce;
 pub mod points;
+pub mod rescan;
 pub mod routes;
 pub mod rules;
 pub mod violations;

@@ -952,3 +952,81 @@ async fn admins_edit_the_rules_as_new_versions_that_apply_at_once_with_a_diff_in
     assert!(list.body.contains("- [violation_types] order_brushing v1"));
     assert!(list.body.contains("clearance_days = 5"));
 }
+
+#[tokio::test]
+async fn a_rescan_after_a_rule_update_records_automatic_violations_once() {
+    let app = spawn_app();
+    let m = merchant(&app, "gs_shop").await;
+    let admin = app.logged_in("gs_admin", Role::Admin).await;
+    let clean = product_of(&app, product(&app, &m, "纯棉T恤", "", "59", 5).await[0]);
+    let gadget = product_of(
+        &app,
+        product(&app, &m, "降噪神器耳机", "", "199", 5).await[0],
+    );
+    let king = product_of(
+        &app,
+        product(&app, &m, "舒适王者拖鞋", "", "39", 5).await[0],
+    );
+    for p in [clean, gadget, king] {
+        assert_eq!(product_status(&app, p), "listed");
+    }
+    for (term, severity) in [("神器", "block"), ("王者", "review")] {
+        admin
+            .submit(
+                "/admin/rules",
+                "/admin/rules/terms",
+                &[
+                    ("term", term),
+                    ("match_type", "substring"),
+                    ("scope", "all"),
+                    ("severity", severity),
+                    ("legal_basis", "平台规则：夸大宣传"),
+                ],
+            )
+            .await
+            .assert_status(303);
+    }
+    // The command, as an operator runs it after the update.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_haodian"))
+        .args(["governance", "rescan"])
+        .env("DATABASE_URL", &app.db.url)
+        .env("MAIL_URL", "log")
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("checked 3 listed products, 1 violations recorded, 1 sent to review"),
+        "{stdout}"
+    );
+    assert_eq!(product_status(&app, clean), "listed");
+    assert_eq!(product_status(&app, gadget), "delisted");
+    assert_eq!(product_status(&app, king), "pending_review");
+    let (source, points, description): (String, i64, String) = violations::table
+        .select((
+            violations::source,
+            violations::points,
+            violations::description,
+        ))
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!((source.as_str(), points), ("rescan", 2));
+    assert!(description.contains("神器"), "{description}");
+    assert_eq!(audits(&app, "violation.auto"), 1);
+    assert_eq!(audits(&app, "product.rescan_review"), 1);
+    let (subject, _) = app.last_mail("gs_shop@example.com").unwrap();
+    assert!(subject.contains("使用违禁词"), "{subject}");
+    // The merchant sees the automatic violation and may appeal it.
+    let page = m.get("/merchant/violations").await;
+    assert!(page.body.contains("使用违禁词"));
+
+    // A second run finds nothing new.
+    let r = haodian::governance::rescan::run(&mut app.conn(), tz(), app.clock.now(), 2).unwrap();
+    assert_eq!((r.checked, r.violations, r.to_review), (1, 0, 0));
+    assert_eq!(audits(&app, "violation.auto"), 1);
+}
