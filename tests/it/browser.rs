@@ -585,3 +585,128 @@ async fn browser_buyer_orders_pays_and_confirms_after_the_merchant_ships() {
     assert_eq!(crate::orders::stock(&app, sku_ids[0]), 4);
     assert_eq!(crate::orders::stock(&app, sku_ids[1]), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_moderator_penalizes_merchant_appeals_moderator_revokes_shop_is_back() {
+    use diesel::prelude::*;
+    use haodian::db::schema::{products, shops, skus, violation_types};
+
+    let app = spawn_app();
+    let m = crate::orders::merchant(&app, "bg_shop").await;
+    let sku = crate::orders::product(&app, &m, "浏览器羊毛大衣", "", "399", 3).await[0];
+    let product_id: i64 = skus::table
+        .find(sku)
+        .select(skus::product_id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let counterfeit: i64 = violation_types::table
+        .filter(violation_types::code.eq("counterfeit"))
+        .filter(violation_types::active.eq(true))
+        .select(violation_types::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let moderator = app.user("bg_mod", haodian::accounts::Role::Moderator);
+    let merchant = "bg_shop@example.com".to_string();
+    let evidence = app.db.dir().join("evidence.png");
+    std::fs::write(&evidence, crate::flows::PNG).unwrap();
+    let status = |app: &TestApp| -> String {
+        shops::table
+            .filter(shops::slug.eq("bg-shop"))
+            .select(shops::status)
+            .first(&mut *app.conn())
+            .unwrap()
+    };
+    let Some((_driver, b)) = browser(&app).await else {
+        return;
+    };
+    let addr = app.addr.clone();
+    let result = async {
+        // The moderator records a serious violation (24 points: crosses 12 and 24).
+        browser_login(&b, &addr, &moderator).await?;
+        b.goto(&format!("{addr}/admin/violations/new?shop=bg-shop"))
+            .await?;
+        b.wait().for_element(Locator::Css("#record-form")).await?;
+        b.find(Locator::Css("#type_id"))
+            .await?
+            .select_by_value(&counterfeit.to_string())
+            .await?;
+        b.find(Locator::Css("#product_id"))
+            .await?
+            .send_keys(&product_id.to_string())
+            .await?;
+        b.find(Locator::Css("#description"))
+            .await?
+            .send_keys("神秘买家收货鉴定为假冒品牌，鉴定报告见附件。")
+            .await?;
+        b.find(Locator::Css("#photos"))
+            .await?
+            .send_keys(&evidence.display().to_string())
+            .await?;
+        screenshot(&b, "gov-record").await;
+        click_through(&b, "#submit-violation").await?;
+        b.wait().for_element(Locator::Css("#violations")).await?;
+        let body = page_text(&b).await?;
+        assert!(
+            body.contains("出售假冒商品") && body.contains("限制经营 14 天"),
+            "{body}"
+        );
+        browser_logout(&b).await?;
+        assert_eq!(status(&app), "restricted");
+
+        // The merchant sees the penalty and appeals.
+        browser_login(&b, &addr, &merchant).await?;
+        b.goto(&format!("{addr}/merchant/violations")).await?;
+        b.wait().for_element(Locator::Css("#standing")).await?;
+        let body = page_text(&b).await?;
+        assert!(
+            body.contains("出售假冒商品") && body.contains("不能发布新商品"),
+            "{body}"
+        );
+        screenshot(&b, "gov-merchant").await;
+        click_through(&b, "#violations a[href^='/merchant/violations/']").await?;
+        b.wait().for_element(Locator::Css("#appeal-form")).await?;
+        b.find(Locator::Css("#body"))
+            .await?
+            .send_keys("该大衣为自有品牌，附品牌注册证与进货发票，并非假冒。")
+            .await?;
+        click_through(&b, "#submit-appeal").await?;
+        wait_text(&b, "#appeal-status", "待处理").await?;
+        browser_logout(&b).await?;
+
+        // The moderator revokes it from the appeals queue.
+        browser_login(&b, &addr, &moderator).await?;
+        b.goto(&format!("{addr}/admin/appeals")).await?;
+        b.wait().for_element(Locator::Css("#appeals")).await?;
+        click_through(&b, "#appeals a[href^='/admin/appeals/']").await?;
+        b.wait().for_element(Locator::Css("#decide")).await?;
+        let body = page_text(&b).await?;
+        assert!(
+            body.contains("品牌注册证") && body.contains("鉴定报告"),
+            "{body}"
+        );
+        screenshot(&b, "gov-appeal").await;
+        b.find(Locator::Css("#reason"))
+            .await?
+            .send_keys("品牌注册证与发票真实，撤销违规。")
+            .await?;
+        click_through(&b, "#revoke").await?;
+        b.wait().for_element(Locator::Css("#no-appeals")).await?;
+        browser_logout(&b).await?;
+
+        // The shop is back: active, and its product listed again.
+        browser_login(&b, &addr, &merchant).await?;
+        b.goto(&format!("{addr}/merchant/violations")).await?;
+        wait_text(&b, "#shop-status", "正常").await?;
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = b.close().await;
+    result.expect("browser flow");
+    assert_eq!(status(&app), "active");
+    let listed: String = products::table
+        .find(product_id)
+        .select(products::status)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert_eq!(listed, "listed");
+}
