@@ -57,6 +57,8 @@ pub struct Settings {
     pub dsr_at_minutes: u32,
     /// Snapshot rows written per transaction by the scoring job.
     pub dsr_batch: usize,
+    /// Moderators and admins must use a TOTP second factor (HAODIAN_REQUIRE_MFA=1).
+    pub require_mfa: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -188,6 +190,7 @@ impl Settings {
                 &var("HAODIAN_DSR_AT").unwrap_or_else(|| "02:30".into()),
             )?,
             dsr_batch: parse("HAODIAN_DSR_BATCH", 500)?,
+            require_mfa: flag("HAODIAN_REQUIRE_MFA")?,
         };
         if s.dsr_batch == 0 {
             return Err(AppError::Internal(

@@ -149,6 +149,7 @@ fn as_session(u: &User) -> SessionUser {
         locale: None,
         email_verified: true,
         avatar_media_id: None,
+        mfa: Default::default(),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod routes;
 pub mod service;
 pub mod session;
 pub mod throttle;
+pub mod totp;
 
 pub use model::{Role, User};
 pub use session::{SessionUser, Viewer};

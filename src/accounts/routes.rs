@@ -28,6 +28,11 @@ pub fn routes(cfg: &mut aw::ServiceConfig) {
         .service(reset_page)
         .service(reset_submit)
         .service(settings_page)
+        .service(mfa_login_page)
+        .service(mfa_login_submit)
+        .service(mfa_settings)
+        .service(mfa_enable)
+        .service(mfa_disable)
         .service(settings_profile)
         .service(settings_avatar)
         .service(settings_password)
@@ -139,7 +144,14 @@ async fn signup_submit(
     let (ip, ua) = (viewer.ip.clone(), viewer.user_agent.clone());
     let result = web::db(&state, move |c, st| {
         let user = service::signup(c, &f, locale, &st.settings.base_url)?;
-        let token = super::session::create(c, user.id, st.settings.session_absolute, &ip, &ua)?;
+        let token = super::session::create(
+            c,
+            user.id,
+            st.settings.session_absolute,
+            &ip,
+            &ua,
+            super::session::Mfa::Off,
+        )?;
         Ok((user, token))
     })
     .await;
@@ -198,6 +210,10 @@ async fn login_page(
     if viewer.user.is_some() {
         return Ok(web::redirect(&next));
     }
+    if viewer.pending.is_some() {
+        let q: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        return Ok(web::redirect(&format!("/login/mfa?next={q}")));
+    }
     web::render(&LoginPage {
         ctx,
         email: String::new(),
@@ -247,8 +263,13 @@ async fn login_submit(
     })
     .await;
     match result {
-        Ok((user, token)) => {
-            let mut resp = web::redirect_flash(&next, FlashLevel::Success, "flash.logged_in");
+        Ok((user, token, mfa)) => {
+            let mut resp = if mfa == super::session::Mfa::Pending {
+                let q: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+                web::redirect(&format!("/login/mfa?next={q}"))
+            } else {
+                web::redirect_flash(&next, FlashLevel::Success, "flash.logged_in")
+            };
             let _ = resp.add_cookie(&session_cookie(&req, &state, token));
             if let Some(l) = user.locale.as_deref().and_then(Locale::parse) {
                 let _ = resp.add_cookie(&lang_cookie(&req, &state, l));
@@ -922,3 +943,176 @@ pub fn photos_of(form: &CsrfMultipart, errors: &mut FieldErrors) -> Vec<(String,
 
 /// The size limit of one posted photo.
 pub const MAX_PHOTO_BYTES: usize = 2 * 1024 * 1024;
+
+// ---------- second factor ----------
+
+#[derive(Template)]
+#[template(path = "accounts/mfa_login.html")]
+struct MfaLoginPage {
+    ctx: PageCtx,
+    next: String,
+    failed: bool,
+}
+
+#[get("/login/mfa")]
+async fn mfa_login_page(
+    ctx: PageCtx,
+    viewer: Viewer,
+    q: aw::Query<NextQuery>,
+) -> Result<HttpResponse, AppError> {
+    let next = web::safe_next(q.next.as_deref());
+    if viewer.user.is_some() {
+        return Ok(web::redirect(&next));
+    }
+    if viewer.pending.is_none() {
+        let q: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        return Ok(web::redirect(&format!("/login?next={q}")));
+    }
+    web::render(&MfaLoginPage {
+        ctx,
+        next,
+        failed: false,
+    })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct CodeForm {
+    code: String,
+    next: String,
+    secret: String,
+}
+
+#[post("/login/mfa")]
+async fn mfa_login_submit(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<CodeForm>,
+) -> Result<HttpResponse, AppError> {
+    let next = web::safe_next(Some(&form.next));
+    let Some(pending) = viewer.pending.clone() else {
+        return Ok(web::redirect("/login"));
+    };
+    let limits = login_limits(&state);
+    let now = chrono::Utc::now().naive_utc();
+    match web::db(&state, move |c, _| {
+        service::verify_login_code(c, &pending, &form.code, limits, now)
+    })
+    .await
+    {
+        Ok(()) => Ok(web::redirect_flash(
+            &next,
+            FlashLevel::Success,
+            "flash.logged_in",
+        )),
+        Err(AppError::Invalid(_)) => web::render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &MfaLoginPage {
+                ctx,
+                next,
+                failed: true,
+            },
+        ),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "accounts/mfa_settings.html")]
+struct MfaSettingsPage {
+    ctx: PageCtx,
+    enabled: bool,
+    secret: String,
+    uri: String,
+    errors: FieldErrors,
+}
+
+async fn render_mfa(
+    state: &State,
+    ctx: PageCtx,
+    viewer: &Viewer,
+    secret: Option<String>,
+    errors: FieldErrors,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let (id, email) = (me.id, me.email.clone());
+    let enabled = web::db(state, move |c, _| service::mfa_enabled(c, id)).await?;
+    let secret = secret.unwrap_or_else(super::totp::new_secret);
+    let label: String =
+        url::form_urlencoded::byte_serialize(format!("haodian:{email}").as_bytes()).collect();
+    let uri = format!("otpauth://totp/{label}?secret={secret}&issuer=haodian&digits=6&period=30");
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    web::render_status(
+        status,
+        &MfaSettingsPage {
+            ctx,
+            enabled,
+            secret,
+            uri,
+            errors,
+        },
+    )
+}
+
+#[get("/settings/mfa")]
+async fn mfa_settings(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+) -> Result<HttpResponse, AppError> {
+    render_mfa(&state, ctx, &viewer, None, FieldErrors::new()).await
+}
+
+#[post("/settings/mfa/enable")]
+async fn mfa_enable(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<CodeForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let now = chrono::Utc::now().naive_utc();
+    let (secret, code) = (form.secret.clone(), form.code.clone());
+    match web::db(&state, move |c, _| {
+        service::enable_mfa(c, &me, &secret, &code, now)
+    })
+    .await
+    {
+        Ok(()) => Ok(web::redirect_flash(
+            "/settings/mfa",
+            FlashLevel::Success,
+            "mfa.enabled",
+        )),
+        Err(AppError::Invalid(e)) => render_mfa(&state, ctx, &viewer, Some(form.secret), e).await,
+        Err(e) => Err(e),
+    }
+}
+
+#[post("/settings/mfa/disable")]
+async fn mfa_disable(
+    state: State,
+    ctx: PageCtx,
+    viewer: Viewer,
+    CsrfForm(form): CsrfForm<CodeForm>,
+) -> Result<HttpResponse, AppError> {
+    let me = viewer.require_user()?.clone();
+    let now = chrono::Utc::now().naive_utc();
+    match web::db(&state, move |c, _| {
+        service::disable_mfa(c, &me, &form.code, now)
+    })
+    .await
+    {
+        Ok(()) => Ok(web::redirect_flash(
+            "/settings/mfa",
+            FlashLevel::Success,
+            "mfa.disabled",
+        )),
+        Err(AppError::Invalid(e)) => render_mfa(&state, ctx, &viewer, None, e).await,
+        Err(e) => Err(e),
+    }
+}

@@ -461,7 +461,7 @@ pub fn login(
     user_agent: &str,
     limits: LoginLimits,
     absolute: std::time::Duration,
-) -> Result<(User, String), AppError> {
+) -> Result<(User, String, session::Mfa), AppError> {
     let acct_key = format!("acct:{}", email.trim().to_lowercase());
     let ip_key = format!("ip:{ip}");
     let wait = [
@@ -499,16 +499,25 @@ pub fn login(
     } else {
         None
     };
-    let token = write_tx(conn, |c| {
+    let (token, mfa) = write_tx(conn, |c| {
         throttle::clear(c, &acct_key)?;
         if let Some(h) = &rehash {
             diesel::update(users::table.find(user.id))
                 .set(users::password_hash.eq(h))
                 .execute(c)?;
         }
-        session::create(c, user.id, absolute, ip, user_agent)
+        let totp: Option<String> = users::table
+            .find(user.id)
+            .select(users::totp_secret)
+            .first(c)?;
+        let mfa = if totp.is_some() {
+            session::Mfa::Pending
+        } else {
+            session::Mfa::Off
+        };
+        session::create(c, user.id, absolute, ip, user_agent, mfa).map(|t| (t, mfa))
     })?;
-    Ok((user, token))
+    Ok((user, token, mfa))
 }
 
 pub fn logout(conn: &mut DbConn, token: &str) -> Result<(), AppError> {
@@ -1113,4 +1122,140 @@ fn insert_media(
         ))
         .returning(media::id)
         .get_result(c)?)
+}
+
+// ---------- second factor (TOTP) ----------
+
+/// Whether the user has a second factor.
+pub fn mfa_enabled(conn: &mut DbConn, user_id: i64) -> Result<bool, AppError> {
+    let secret: Option<String> = users::table
+        .find(user_id)
+        .select(users::totp_secret)
+        .first(conn)?;
+    Ok(secret.is_some())
+}
+
+/// Checks a code against the user's secret (once per code) and records its step.
+fn check_code(
+    c: &mut DbConn,
+    user_id: i64,
+    code: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<bool, AppError> {
+    let (secret, last): (Option<String>, Option<i64>) = users::table
+        .find(user_id)
+        .select((users::totp_secret, users::totp_last_step))
+        .first(c)?;
+    let Some(secret) = secret else {
+        return Ok(false);
+    };
+    match super::totp::verify(&secret, code, now.and_utc().timestamp(), last) {
+        Some(step) => {
+            // Compare-and-set on the last step: the same code raced twice passes once.
+            let n = diesel::update(
+                users::table.find(user_id).filter(
+                    users::totp_last_step
+                        .is_null()
+                        .or(users::totp_last_step.lt(step)),
+                ),
+            )
+            .set(users::totp_last_step.eq(Some(step)))
+            .execute(c)?;
+            Ok(n == 1)
+        }
+        None => Ok(false),
+    }
+}
+
+/// The second login step: a right code verifies the waiting session. Wrong codes count toward
+/// the account's login throttle.
+pub fn verify_login_code(
+    conn: &mut DbConn,
+    pending: &session::SessionUser,
+    code: &str,
+    limits: LoginLimits,
+    now: chrono::NaiveDateTime,
+) -> Result<(), AppError> {
+    let key = format!("acct:{}", pending.email);
+    if let Some(secs) = throttle::blocked_for(conn, &key)? {
+        return Err(AppError::TooManyRequests(secs));
+    }
+    let ok = write_tx(conn, |c| {
+        if !check_code(c, pending.id, code, now)? {
+            return Ok(false);
+        }
+        diesel::update(crate::db::schema::sessions::table.find(pending.session_id))
+            .set(crate::db::schema::sessions::mfa.eq(session::Mfa::Verified.as_str()))
+            .execute(c)?;
+        throttle::clear(c, &key)?;
+        Ok::<bool, AppError>(true)
+    })?;
+    if ok {
+        Ok(())
+    } else {
+        throttle::record_failure(conn, &key, limits.account)?;
+        Err(AppError::field("code", "mfa_code"))
+    }
+}
+
+/// Turns the second factor on with a new secret, once the user proves their app has it; this
+/// session counts as verified.
+pub fn enable_mfa(
+    conn: &mut DbConn,
+    me: &session::SessionUser,
+    secret: &str,
+    code: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<(), AppError> {
+    let secret = secret.trim();
+    if super::totp::base32_decode(secret).is_none_or(|b| b.len() < 16) {
+        return Err(AppError::BadRequest("error.400.body"));
+    }
+    let Some(step) = super::totp::verify(secret, code, now.and_utc().timestamp(), None) else {
+        return Err(AppError::field("code", "mfa_code"));
+    };
+    write_tx(conn, |c| {
+        let n = diesel::update(
+            users::table
+                .find(me.id)
+                .filter(users::totp_secret.is_null()),
+        )
+        .set((
+            users::totp_secret.eq(Some(secret)),
+            users::totp_last_step.eq(Some(step)),
+        ))
+        .execute(c)?;
+        if n == 0 {
+            return Err(AppError::Conflict("mfa.already_on"));
+        }
+        diesel::update(crate::db::schema::sessions::table.find(me.session_id))
+            .set(crate::db::schema::sessions::mfa.eq(session::Mfa::Verified.as_str()))
+            .execute(c)?;
+        audit(c, Some(me.id), "mfa.enable", "user", Some(me.id), "")
+    })
+}
+
+/// Turns the second factor off (a current code is needed); other sessions end.
+pub fn disable_mfa(
+    conn: &mut DbConn,
+    me: &session::SessionUser,
+    code: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<(), AppError> {
+    write_tx(conn, |c| {
+        if !check_code(c, me.id, code, now)? {
+            return Err(AppError::field("code", "mfa_code"));
+        }
+        diesel::update(users::table.find(me.id))
+            .set((
+                users::totp_secret.eq(None::<String>),
+                users::totp_last_step.eq(None::<i64>),
+            ))
+            .execute(c)?;
+        diesel::update(crate::db::schema::sessions::table.find(me.session_id))
+            .set(crate::db::schema::sessions::mfa.eq(session::Mfa::Off.as_str()))
+            .execute(c)?;
+        session::revoke_all(c, me.id, Some(me.session_id))?;
+        audit(c, Some(me.id), "mfa.disable", "user", Some(me.id), "")
+    })
 }

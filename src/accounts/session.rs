@@ -45,6 +45,34 @@ pub struct SessionUser {
     pub locale: Option<Locale>,
     pub email_verified: bool,
     pub avatar_media_id: Option<i64>,
+    /// The second factor of this session.
+    pub mfa: Mfa,
+}
+
+/// A session's second factor: the user has none, has one not yet given, or gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mfa {
+    #[default]
+    Off,
+    Pending,
+    Verified,
+}
+
+impl Mfa {
+    pub fn parse(s: &str) -> Mfa {
+        match s {
+            "pending" => Mfa::Pending,
+            "verified" => Mfa::Verified,
+            _ => Mfa::Off,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mfa::Off => "off",
+            Mfa::Pending => "pending",
+            Mfa::Verified => "verified",
+        }
+    }
 }
 
 impl SessionUser {
@@ -63,20 +91,31 @@ pub struct Viewer {
     pub visitor: String,
     pub ip: String,
     pub user_agent: String,
+    /// A session that gave its password but not yet its second factor: it reaches nothing
+    /// but the code form.
+    pub pending: Option<SessionUser>,
+    /// Moderator and admin pages need a verified second factor (HAODIAN_REQUIRE_MFA=1).
+    pub require_mfa: bool,
 }
 
 impl Viewer {
     pub fn require_user(&self) -> Result<&SessionUser, AppError> {
         self.user.as_ref().ok_or(AppError::Unauthenticated)
     }
-    /// The user when they hold `role` (admins hold moderator too).
+    /// The user when they hold `role` (admins hold moderator too). Moderator and admin pages
+    /// also need the second factor when the platform requires it.
     pub fn require_role(&self, role: Role) -> Result<&SessionUser, AppError> {
         let u = self.require_user()?;
-        if u.has_role(role) {
-            Ok(u)
-        } else {
-            Err(AppError::Forbidden("error.403.body"))
+        if !u.has_role(role) {
+            return Err(AppError::Forbidden("error.403.body"));
         }
+        if self.require_mfa
+            && matches!(role, Role::Moderator | Role::Admin)
+            && u.mfa != Mfa::Verified
+        {
+            return Err(AppError::Forbidden("mfa.required"));
+        }
+        Ok(u)
     }
 }
 
@@ -100,6 +139,7 @@ pub fn create(
     absolute: std::time::Duration,
     ip: &str,
     user_agent: &str,
+    mfa: Mfa,
 ) -> Result<String, AppError> {
     let token = random_token();
     let now = Utc::now().naive_utc();
@@ -113,6 +153,7 @@ pub fn create(
             sessions::expires_at.eq(expires),
             sessions::ip.eq(ip),
             sessions::user_agent.eq(user_agent.chars().take(300).collect::<String>()),
+            sessions::mfa.eq(mfa.as_str()),
         ))
         .execute(conn)?;
     Ok(token)
@@ -151,6 +192,7 @@ type SessionRow = (
     Option<String>,
     Option<NaiveDateTime>,
     Option<i64>,
+    String,
 );
 
 /// Resolves a cookie token to its live session's user, enforcing both timeouts; touches the
@@ -177,10 +219,12 @@ pub fn lookup(
             users::locale,
             users::email_verified_at,
             users::avatar_media_id,
+            sessions::mfa,
         ))
         .first(conn)
         .optional()?;
-    let Some((sid, last_seen, uid, email, handle, display_name, locale, verified, avatar)) = row
+    let Some((sid, last_seen, uid, email, handle, display_name, locale, verified, avatar, mfa)) =
+        row
     else {
         return Ok(None);
     };
@@ -208,6 +252,7 @@ pub fn lookup(
         locale: locale.as_deref().and_then(Locale::parse),
         email_verified: verified.is_some(),
         avatar_media_id: avatar,
+        mfa: Mfa::parse(&mfa),
     }))
 }
 
@@ -259,15 +304,20 @@ pub async fn middleware(
         }
         _ => None,
     };
-    let stale_session = token.is_some() && user.is_none();
+    // A session waiting for its second factor is nobody yet (but not stale either).
+    let (user, pending) = match user {
+        Some(u) if u.mfa == Mfa::Pending => (None, Some(u)),
+        u => (u, None),
+    };
+    let stale_session = token.is_some() && user.is_none() && pending.is_none();
     let existing_vid = http
         .cookie(web::VISITOR_COOKIE)
         .map(|c| c.value().to_string())
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()));
     let new_vid = existing_vid.is_none().then(random_token);
     let vid = existing_vid.or_else(|| new_vid.clone()).unwrap_or_default();
-    let csrf = match (&user, &token) {
-        (Some(_), Some(t)) => csrf::token_for(&state.secret, &format!("s:{t}")),
+    let csrf = match (user.is_some() || pending.is_some(), &token) {
+        (true, Some(t)) => csrf::token_for(&state.secret, &format!("s:{t}")),
         _ => csrf::token_for(&state.secret, &format!("v:{vid}")),
     };
     let locale = user
@@ -309,6 +359,8 @@ pub async fn middleware(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string(),
+        pending,
+        require_mfa: state.settings.require_mfa,
     };
     // No clone of the request may live while the request is routed (actix needs it unique).
     drop(http);

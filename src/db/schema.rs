@@ -16,6 +16,8 @@ diesel::table! {
         password_changed_at -> Timestamp,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        totp_secret -> Nullable<Text>,
+        totp_last_step -> Nullable<BigInt>,
     }
 }
 
@@ -38,6 +40,7 @@ diesel::table! {
         expires_at -> Timestamp,
         ip -> Text,
         user_agent -> Text,
+        mfa -> Text,
     }
 }
 

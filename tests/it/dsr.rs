@@ -175,6 +175,7 @@ fn rate(c: &mut DbConn, order: i64, stars: (i64, i64, i64), when: NaiveDateTime)
         locale: None,
         email_verified: true,
         avatar_media_id: None,
+        mfa: Default::default(),
     };
     let month = haodian::dsr::job::platform_day(tz(), when)
         .format("%Y-%m")

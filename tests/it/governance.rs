@@ -85,6 +85,7 @@ fn moderator_user(app: &TestApp, handle: &str) -> SessionUser {
         locale: None,
         email_verified: true,
         avatar_media_id: None,
+        mfa: Default::default(),
     }
 }
 

@@ -796,6 +796,7 @@ fn session_user(app: &TestApp, handle: &str) -> SessionUser {
         locale: None,
         email_verified: true,
         avatar_media_id: None,
+        mfa: Default::default(),
     }
 }
 
