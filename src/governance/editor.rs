@@ -113,6 +113,18 @@ pub fn snapshot(c: &mut DbConn) -> Result<Snapshot, AppError> {
             })
             .collect(),
     );
+    let quals: Vec<(String, String)> = categories::table
+        .filter(categories::required_qualifications.ne(""))
+        .order(categories::slug)
+        .select((categories::slug, categories::required_qualifications))
+        .load(c)?;
+    s.insert(
+        "qualifications".into(),
+        quals
+            .into_iter()
+            .map(|(slug, req)| format!("{slug} requires {req}"))
+            .collect(),
+    );
     let (_, score) = crate::dsr::rules::current(c)?;
     let value = serde_json::to_value(&score).map_err(AppError::internal)?;
     s.insert(
@@ -165,38 +177,52 @@ where
     require_admin(me)?;
     write_tx(conn, |c| {
         let before = snapshot(c)?;
-        let before_json = serde_json::to_string(&before).map_err(AppError::internal)?;
-        // The seeded version predates snapshots: what was in force until now is its content.
-        diesel::update(rule_sets::table.filter(rule_sets::snapshot.eq("{}")))
-            .set(rule_sets::snapshot.eq(&before_json))
-            .execute(c)?;
         f(c)?;
-        let after = snapshot(c)?;
-        let lines = diff(&before, &after);
-        if lines.is_empty() {
-            return Err(AppError::Conflict("rules.no_change"));
-        }
-        let text = lines.join("\n");
-        let id: i64 = diesel::insert_into(rule_sets::table)
-            .values((
-                rule_sets::note.eq(note),
-                rule_sets::created_by.eq(Some(me.id)),
-                rule_sets::created_at.eq(now),
-                rule_sets::snapshot.eq(serde_json::to_string(&after).map_err(AppError::internal)?),
-                rule_sets::diff.eq(&text),
-            ))
-            .returning(rule_sets::id)
-            .get_result(c)?;
-        accounts::audit(
-            c,
-            Some(me.id),
-            "rules.change",
-            "rule_set",
-            Some(id),
-            &format!("{note}\n{text}"),
-        )?;
-        Ok(id)
+        record_version(c, me.id, note, &before, now)?.ok_or(AppError::Conflict("rules.no_change"))
     })
+}
+
+/// Records the rules as they now are as a new version, given the snapshot taken before a
+/// change in the caller's transaction (also used by the category editor for qualification
+/// requirements): the version row and one rules.change audit row with the diff. None when
+/// nothing changed.
+pub fn record_version(
+    c: &mut DbConn,
+    actor: i64,
+    note: &str,
+    before: &Snapshot,
+    now: NaiveDateTime,
+) -> Result<Option<i64>, AppError> {
+    let before_json = serde_json::to_string(before).map_err(AppError::internal)?;
+    // The seeded version predates snapshots: what was in force until now is its content.
+    diesel::update(rule_sets::table.filter(rule_sets::snapshot.eq("{}")))
+        .set(rule_sets::snapshot.eq(&before_json))
+        .execute(c)?;
+    let after = snapshot(c)?;
+    let lines = diff(before, &after);
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let text = lines.join("\n");
+    let id: i64 = diesel::insert_into(rule_sets::table)
+        .values((
+            rule_sets::note.eq(note),
+            rule_sets::created_by.eq(Some(actor)),
+            rule_sets::created_at.eq(now),
+            rule_sets::snapshot.eq(serde_json::to_string(&after).map_err(AppError::internal)?),
+            rule_sets::diff.eq(&text),
+        ))
+        .returning(rule_sets::id)
+        .get_result(c)?;
+    accounts::audit(
+        c,
+        Some(actor),
+        "rules.change",
+        "rule_set",
+        Some(id),
+        &format!("{note}\n{text}"),
+    )?;
+    Ok(Some(id))
 }
 
 // ---------- prohibited terms ----------

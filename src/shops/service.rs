@@ -993,6 +993,7 @@ pub fn save_category(
     write_tx(conn, |c| match id {
         Some(id) => {
             let before = category(c, id)?;
+            let rules_before = crate::governance::editor::snapshot(c)?;
             diesel::update(categories::table.find(id))
                 .set((
                     categories::name_zh.eq(&name_zh),
@@ -1017,6 +1018,14 @@ pub fn save_category(
                 "category",
                 Some(id),
                 &detail,
+            )?;
+            // Qualification requirements are rules: a change is a new rule-set version.
+            crate::governance::editor::record_version(
+                c,
+                admin.id,
+                &format!("category {} qualifications", before.slug),
+                &rules_before,
+                now,
             )?;
             Ok(id)
         }

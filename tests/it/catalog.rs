@@ -1283,6 +1283,16 @@ async fn admins_edit_categories_and_the_rules_follow_at_once() {
         detail.contains("200000 → 300000") && detail.contains("brand_authorization"),
         "{detail}"
     );
+    // A qualification requirement is a rule: the change is a new rule-set version with a diff.
+    let diff: String = haodian::db::schema::rule_sets::table
+        .order(haodian::db::schema::rule_sets::id.desc())
+        .select(haodian::db::schema::rule_sets::diff)
+        .first(&mut *app.conn())
+        .unwrap();
+    assert!(
+        diff.contains("+ [qualifications] apparel-shoes requires brand_authorization"),
+        "{diff}"
+    );
     // Bad input changes nothing.
     let r = admin
         .submit(
