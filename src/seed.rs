@@ -221,7 +221,85 @@ pub fn demo(conn: &mut DbConn, settings: &Settings) -> Result<Vec<String>, AppEr
     demo_orders(conn, &users, now)?;
     lines.push("  orders     demo_buyer has orders to pay, to receive and completed; the shops have orders to ship".into());
     lines.extend(demo_history(conn, settings, &users, now)?);
+    lines.extend(demo_governance(conn, settings, &users, now)?);
     Ok(lines)
+}
+
+/// Governance on the demo shops: a general violation on 棉麻小铺 and a serious one on 青禾
+/// (which reaches the 12-point node: restricted 7 days) that its owner has appealed, so the
+/// merchant pages, the appeals queue and the shop records have something to show.
+fn demo_governance(
+    conn: &mut DbConn,
+    settings: &Settings,
+    users: &[User],
+    now: chrono::NaiveDateTime,
+) -> Result<Vec<String>, AppError> {
+    use crate::db::schema::shops as shop_t;
+    use crate::governance::{appeals, violations as gv};
+    use diesel::prelude::*;
+    let find = |h: &str| users.iter().find(|u| u.handle == h).map(as_session);
+    let (Some(moderator), Some(brand)) = (find("demo_moderator"), find("demo_brand")) else {
+        return Ok(Vec::new());
+    };
+    let types = gv::active_types(conn)?;
+    let mut recorded = 0;
+    for (slug, code, what) in [
+        (
+            "mianma",
+            "false_advertising",
+            "商品详情称“100% 纯亚麻”，抽检成分为棉麻混纺（亚麻 55%）。",
+        ),
+        (
+            "qinghe",
+            "off_platform_trading",
+            "客服在聊天中引导买家添加微信私下交易，聊天记录截图见附件。",
+        ),
+    ] {
+        let shop: Option<i64> = shop_t::table
+            .filter(shop_t::slug.eq(slug))
+            .select(shop_t::id)
+            .first(conn)
+            .optional()?;
+        let (Some(shop_id), Some(kind)) = (shop, types.iter().find(|t| t.code == code)) else {
+            continue;
+        };
+        crate::db::write_tx(conn, |c| {
+            gv::record_in(
+                c,
+                &gv::NewViolation {
+                    shop_id,
+                    kind,
+                    product_id: None,
+                    order_id: None,
+                    description: what,
+                    evidence: "",
+                    source: "moderator",
+                    actor: Some(moderator.id),
+                },
+                settings.tz,
+                now,
+            )
+        })?;
+        recorded += 1;
+    }
+    let serious: Option<i64> = crate::db::schema::violations::table
+        .filter(crate::db::schema::violations::track.eq("serious"))
+        .select(crate::db::schema::violations::id)
+        .first(conn)
+        .optional()?;
+    if let Some(v) = serious {
+        appeals::submit(
+            conn,
+            &brand,
+            v,
+            "该客服为新入职员工，已批评教育并调离岗位；店铺从未发生站外交易，附内部处理记录。",
+            &[],
+            now,
+        )?;
+    }
+    Ok(vec![format!(
+        "  governance {recorded} violations recorded by demo_moderator; 青禾 is restricted and has an appeal in /admin/appeals"
+    )])
 }
 
 /// A few orders in different states, so order pages and the merchant overview look alive.
