@@ -833,6 +833,10 @@ fn serve_demo_starts_on_an_empty_database_and_answers() {
         printed.contains("demo accounts") && printed.contains("listening"),
         "{printed}"
     );
+    assert!(
+        printed.contains("governance 2 violations recorded"),
+        "{printed}"
+    );
     assert!(ok.unwrap().contains("\"database\":\"ok\""));
 }
 
