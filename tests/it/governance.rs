@@ -118,6 +118,38 @@ fn last_violation(app: &TestApp) -> i64 {
         .unwrap()
 }
 
+/// A moderator's violation of `code` recorded through the service inside `c`'s transaction.
+fn record_in(
+    c: &mut haodian::db::DbConn,
+    shop: i64,
+    kind: &haodian::governance::violations::ViolationType,
+    actor: i64,
+    at: NaiveDateTime,
+) -> Result<gv::Recorded, haodian::error::AppError> {
+    gv::record_in(
+        c,
+        &NewViolation {
+            shop_id: shop,
+            kind,
+            product_id: None,
+            order_id: None,
+            description: "巡检记录",
+            evidence: "",
+            source: "moderator",
+            actor: Some(actor),
+        },
+        tz(),
+        at,
+    )
+}
+
+/// Records a violation of `code` at `at` in its own transaction.
+fn record_at(app: &TestApp, shop: i64, code: &str, actor: i64, at: NaiveDateTime) -> gv::Recorded {
+    let k = gv::type_by_id(&mut app.conn(), type_id(app, code)).unwrap();
+    let mut c = app.conn();
+    haodian::db::write_tx(&mut c, |c| record_in(c, shop, &k, actor, at)).unwrap()
+}
+
 #[tokio::test]
 async fn nodes_penalties_appeals_and_a_revocation_that_undoes_exactly_its_own_penalty() {
     let app = spawn_app();
@@ -372,29 +404,7 @@ fn penalties_end_by_the_job_and_a_closure_gives_way_to_the_restriction_left() {
     let shop = shop_id(&app, "gj-shop");
     let mo = moderator_user(&app, "gj_mod");
     let now = app.clock.now();
-    let kind = |code: &str| gv::type_by_id(&mut app.conn(), type_id(&app, code)).unwrap();
-    let record = |code: &str, at: NaiveDateTime| {
-        let k = kind(code);
-        let mut c = app.conn();
-        haodian::db::write_tx(&mut c, |c| {
-            gv::record_in(
-                c,
-                &NewViolation {
-                    shop_id: shop,
-                    kind: &k,
-                    product_id: None,
-                    order_id: None,
-                    description: "巡检记录",
-                    evidence: "",
-                    source: "moderator",
-                    actor: Some(mo.id),
-                },
-                tz(),
-                at,
-            )
-        })
-        .unwrap()
-    };
+    let record = |code: &str, at: NaiveDateTime| record_at(&app, shop, code, mo.id, at);
     // 24 serious points at once: the 14-day restriction (crossing 12 and 24, harshest only).
     let r = record("counterfeit", now);
     assert_eq!(r.penalty, Some(("restrict".into(), 14)));
@@ -448,28 +458,7 @@ fn points_reset_with_the_platform_year_and_the_tracks_stay_apart() {
     let shop = shop_id(&app, "gy-shop");
     let mo = moderator_user(&app, "gy_mod");
     let at = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
-    let record = |code: &str, when: NaiveDateTime| {
-        let k = gv::type_by_id(&mut app.conn(), type_id(&app, code)).unwrap();
-        let mut c = app.conn();
-        haodian::db::write_tx(&mut c, |c| {
-            gv::record_in(
-                c,
-                &NewViolation {
-                    shop_id: shop,
-                    kind: &k,
-                    product_id: None,
-                    order_id: None,
-                    description: "巡检记录",
-                    evidence: "",
-                    source: "moderator",
-                    actor: Some(mo.id),
-                },
-                tz(),
-                when,
-            )
-        })
-        .unwrap()
-    };
+    let record = |code: &str, when: NaiveDateTime| record_at(&app, shop, code, mo.id, when);
     // 31 Dec 2026, 22:00 and 23:00 in Shanghai: 6 + 6 general points reach 12.
     assert_eq!(
         record("abusive_service", at("2026-12-31 14:00:00")).penalty,
@@ -514,21 +503,7 @@ fn an_enforcement_rolled_back_leaves_no_audit_row_and_no_change() {
         .unwrap();
     let mut c = app.conn();
     let r: Result<(), haodian::error::AppError> = haodian::db::write_tx(&mut c, |c| {
-        gv::record_in(
-            c,
-            &NewViolation {
-                shop_id: shop,
-                kind: &k,
-                product_id: None,
-                order_id: None,
-                description: "巡检记录",
-                evidence: "",
-                source: "moderator",
-                actor: Some(mo.id),
-            },
-            tz(),
-            app.clock.now(),
-        )?;
+        record_in(c, shop, &k, mo.id, app.clock.now())?;
         // Whatever fails after the enforcement in the same transaction undoes all of it.
         Err(haodian::error::AppError::Conflict("test.rollback"))
     });
@@ -547,26 +522,7 @@ fn an_enforcement_rolled_back_leaves_no_audit_row_and_no_change() {
     assert_eq!(n, 0);
 
     // Done for real: exactly one audit row for the violation and its penalty.
-    let mut c = app.conn();
-    haodian::db::write_tx(&mut c, |c| {
-        gv::record_in(
-            c,
-            &NewViolation {
-                shop_id: shop,
-                kind: &k,
-                product_id: None,
-                order_id: None,
-                description: "巡检记录",
-                evidence: "",
-                source: "moderator",
-                actor: Some(mo.id),
-            },
-            tz(),
-            app.clock.now(),
-        )
-    })
-    .unwrap();
-    drop(c);
+    record_at(&app, shop, "counterfeit", mo.id, app.clock.now());
     let after: i64 = audit_log::table
         .count()
         .get_result(&mut *app.conn())
