@@ -190,6 +190,29 @@ impl TestApp {
             ),
             ("media", media::table.count().get_result(c).unwrap()),
             ("audit_log", audit_log::table.count().get_result(c).unwrap()),
+            (
+                "violations",
+                violations::table.count().get_result(c).unwrap(),
+            ),
+            ("penalties", penalties::table.count().get_result(c).unwrap()),
+            ("appeals", appeals::table.count().get_result(c).unwrap()),
+            ("rule_sets", rule_sets::table.count().get_result(c).unwrap()),
+            (
+                "prohibited_terms",
+                prohibited_terms::table.count().get_result(c).unwrap(),
+            ),
+            (
+                "violation_types",
+                violation_types::table.count().get_result(c).unwrap(),
+            ),
+            (
+                "penalty_nodes",
+                penalty_nodes::table.count().get_result(c).unwrap(),
+            ),
+            (
+                "score_rules",
+                score_rules::table.count().get_result(c).unwrap(),
+            ),
         ]
     }
     /// Everything users can change about accounts, to prove a request changed nothing.

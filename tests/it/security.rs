@@ -983,3 +983,92 @@ async fn two_step_verification_guards_governance_when_required_and_codes_work_on
     assert_eq!(r.location(), "/admin");
     mo.get("/admin").await.assert_status(200);
 }
+
+#[tokio::test]
+async fn non_moderators_posting_to_governance_routes_with_a_valid_token_get_403_and_change_nothing()
+{
+    let app = spawn_app();
+    let buyer = app.logged_in("gp_buyer", Role::Buyer).await;
+    let merchant = app.logged_in("gp_merchant", Role::Merchant).await;
+    let creator = app.logged_in("gp_creator", Role::Creator).await;
+    let moderator = app.logged_in("gp_mod", Role::Moderator).await;
+    let before = app.counts();
+    let moderator_routes: &[(&str, &[(&str, &str)])] = &[
+        (
+            "/admin/appeals/1/decide",
+            &[("verdict", "revoke"), ("reason", "because so")],
+        ),
+        ("/admin/shops/1/suspend", &[("reason", "because so")]),
+        ("/admin/shops/1/reinstate", &[("reason", "because so")]),
+    ];
+    let admin_routes: &[(&str, &[(&str, &str)])] = &[
+        (
+            "/admin/shops/1/clear",
+            &[("confirm", "x"), ("reason", "because so")],
+        ),
+        (
+            "/admin/rules/terms",
+            &[
+                ("term", "x"),
+                ("match_type", "substring"),
+                ("scope", "all"),
+                ("severity", "block"),
+                ("legal_basis", "xx"),
+            ],
+        ),
+        ("/admin/rules/terms/1/delete", &[]),
+        (
+            "/admin/rules/params",
+            &[("key", "appeal_days"), ("value", "3")],
+        ),
+        (
+            "/admin/rules/types",
+            &[
+                ("code", "evil_type"),
+                ("name_zh", "x"),
+                ("name_en", "x"),
+                ("track", "general"),
+                ("points", "1"),
+            ],
+        ),
+        ("/admin/rules/types/fraud/retire", &[]),
+        (
+            "/admin/rules/nodes",
+            &[
+                ("track", "general"),
+                ("threshold", "1"),
+                ("action", "clear"),
+            ],
+        ),
+        ("/admin/rules/nodes/1/delete", &[]),
+        ("/admin/rules/score", &[("score", "{}")]),
+    ];
+    for (route, fields) in moderator_routes.iter().chain(admin_routes) {
+        for c in [&buyer, &merchant, &creator] {
+            c.submit("/", route, fields).await.assert_status(403);
+        }
+    }
+    for (route, fields) in admin_routes {
+        moderator
+            .submit("/", route, fields)
+            .await
+            .assert_status(403);
+    }
+    // The recording form is multipart: the same answer.
+    for c in [&buyer, &merchant, &creator] {
+        submit_multipart(
+            c,
+            "/",
+            "/admin/violations",
+            &[
+                ("shop", "x"),
+                ("type_id", "1"),
+                ("description", "made up violation"),
+            ],
+            &[],
+        )
+        .await
+        .assert_status(403);
+    }
+    assert_eq!(app.counts(), before);
+}
