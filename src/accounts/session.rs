@@ -94,28 +94,26 @@ pub struct Viewer {
     /// A session that gave its password but not yet its second factor: it reaches nothing
     /// but the code form.
     pub pending: Option<SessionUser>,
-    /// Moderator and admin pages need a verified second factor (HAODIAN_REQUIRE_MFA=1).
-    pub require_mfa: bool,
+    /// The user holds moderator or admin roles that are set aside for this session because
+    /// the platform requires a second factor (HAODIAN_REQUIRE_MFA=1) it has not given.
+    pub mfa_missing: bool,
 }
 
 impl Viewer {
     pub fn require_user(&self) -> Result<&SessionUser, AppError> {
         self.user.as_ref().ok_or(AppError::Unauthenticated)
     }
-    /// The user when they hold `role` (admins hold moderator too). Moderator and admin pages
-    /// also need the second factor when the platform requires it.
+    /// The user when they hold `role` (admins hold moderator too). A moderator or admin
+    /// whose session still owes the required second factor is told so.
     pub fn require_role(&self, role: Role) -> Result<&SessionUser, AppError> {
         let u = self.require_user()?;
-        if !u.has_role(role) {
-            return Err(AppError::Forbidden("error.403.body"));
+        if u.has_role(role) {
+            Ok(u)
+        } else if self.mfa_missing && matches!(role, Role::Moderator | Role::Admin) {
+            Err(AppError::Forbidden("mfa.required"))
+        } else {
+            Err(AppError::Forbidden("error.403.body"))
         }
-        if self.require_mfa
-            && matches!(role, Role::Moderator | Role::Admin)
-            && u.mfa != Mfa::Verified
-        {
-            return Err(AppError::Forbidden("mfa.required"));
-        }
-        Ok(u)
     }
 }
 
@@ -305,10 +303,22 @@ pub async fn middleware(
         _ => None,
     };
     // A session waiting for its second factor is nobody yet (but not stale either).
-    let (user, pending) = match user {
+    let (mut user, pending) = match user {
         Some(u) if u.mfa == Mfa::Pending => (None, Some(u)),
         u => (u, None),
     };
+    // Where the platform requires a second factor, a session that has not given one holds no
+    // moderator or admin role at all: every check, in handlers and services alike, sees a
+    // plain account.
+    let mut mfa_missing = false;
+    if let Some(u) = user.as_mut() {
+        if state.settings.require_mfa && u.mfa != Mfa::Verified {
+            let before = u.roles.len();
+            u.roles
+                .retain(|r| !matches!(r, Role::Moderator | Role::Admin));
+            mfa_missing = u.roles.len() != before;
+        }
+    }
     let stale_session = token.is_some() && user.is_none() && pending.is_none();
     let existing_vid = http
         .cookie(web::VISITOR_COOKIE)
@@ -360,7 +370,7 @@ pub async fn middleware(
             .unwrap_or("")
             .to_string(),
         pending,
-        require_mfa: state.settings.require_mfa,
+        mfa_missing,
     };
     // No clone of the request may live while the request is routed (actix needs it unique).
     drop(http);

@@ -920,6 +920,8 @@ async fn two_step_verification_guards_governance_when_required_and_codes_work_on
     let r = mo.get("/admin").await;
     r.assert_status(403);
     assert!(r.body.contains("/settings/mfa"), "{}", r.body);
+    // Until then the account holds no moderator role anywhere (no console link either).
+    assert!(!mo.get("/").await.body.contains("href=\"/admin\""));
     buyer.get("/orders").await.assert_status(200);
 
     // Turning it on: a wrong code is refused, the right one verifies this session.
@@ -948,6 +950,7 @@ async fn two_step_verification_guards_governance_when_required_and_codes_work_on
     .await
     .assert_status(303);
     mo.get("/admin").await.assert_status(200);
+    assert!(mo.get("/").await.body.contains("href=\"/admin\""));
     let enabled: i64 = haodian::db::schema::audit_log::table
         .filter(haodian::db::schema::audit_log::action.eq("mfa.enable"))
         .count()

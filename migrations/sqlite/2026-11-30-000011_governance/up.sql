@@ -123,3 +123,13 @@ INSERT INTO penalty_nodes (track, threshold, repeat_every, action, days, delist_
     ('serious', 24, 0, 'restrict', 14, TRUE),
     ('serious', 36, 0, 'close', 21, FALSE),
     ('serious', 48, 0, 'clear', 0, FALSE);
+
+-- A shop's status is derived from its penalties in force from now on: shops already
+-- restricted, suspended or cleared get the penalty that keeps them so.
+INSERT INTO penalties (shop_id, violation_id, kind, node_threshold, delist_all, reason, starts_at, ends_at, status, created_by, created_at)
+SELECT id, NULL,
+       CASE status WHEN 'cleared' THEN 'clear' WHEN 'suspended' THEN 'suspend' ELSE 'restrict' END,
+       NULL, FALSE, 'status before penalties were recorded', updated_at,
+       CASE WHEN status = 'restricted' THEN restricted_until ELSE NULL END,
+       'active', NULL, updated_at
+FROM shops WHERE status IN ('cleared', 'suspended', 'restricted');
