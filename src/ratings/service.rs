@@ -242,14 +242,19 @@ pub fn product_ratings(
             hist.counts[(stars - 1) as usize] = n;
         }
     }
-    let rows: Vec<(Rating, String)> = rating_products::table
-        .inner_join(ratings::table.inner_join(users::table))
-        .filter(rating_products::product_id.eq(product_id))
-        .order((ratings::created_at.desc(), ratings::id.desc()))
-        .limit(PER_PAGE)
-        .offset(page.offset(PER_PAGE))
-        .select((Rating::as_select(), users::handle))
-        .load(conn)?;
+    // Most products have no ratings (or the page is past the end): no second query then.
+    let rows: Vec<(Rating, String)> = if page.offset(PER_PAGE) >= hist.total() {
+        Vec::new()
+    } else {
+        rating_products::table
+            .inner_join(ratings::table.inner_join(users::table))
+            .filter(rating_products::product_id.eq(product_id))
+            .order((ratings::created_at.desc(), ratings::id.desc()))
+            .limit(PER_PAGE)
+            .offset(page.offset(PER_PAGE))
+            .select((Rating::as_select(), users::handle))
+            .load(conn)?
+    };
     let items = rows
         .into_iter()
         .map(|(rating, handle)| RatingRow {
