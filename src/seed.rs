@@ -252,7 +252,7 @@ fn demo_governance(
         (
             "qinghe",
             "off_platform_trading",
-            "客服在聊天中引导买家添加微信私下交易，聊天记录截图见附件。",
+            "客服在聊天中引导买家添加微信私下交易（订单咨询会话，已存档）。",
         ),
     ] {
         let shop: Option<i64> = shop_t::table

@@ -776,6 +776,9 @@ impl ShopRecordPage {
             .t(&format!("shop.status.{}", self.status))
             .into_owned()
     }
+    fn tier_text(&self, tier: &str) -> String {
+        self.ctx.t(&format!("dsr.tier.{tier}")).into_owned()
+    }
     fn score_text(&self) -> String {
         self.r
             .score
