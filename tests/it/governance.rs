@@ -908,6 +908,30 @@ async fn admins_edit_the_rules_as_new_versions_that_apply_at_once_with_a_diff_in
     assert!(list.body.contains("+ [violation_types] order_brushing v2"));
     assert!(list.body.contains("- [violation_types] order_brushing v1"));
     assert!(list.body.contains("clearance_days = 5"));
+
+    // Removing a term is a version too, and the text test follows at once.
+    let term: i64 = haodian::db::schema::prohibited_terms::table
+        .filter(haodian::db::schema::prohibited_terms::term.eq("神器"))
+        .select(haodian::db::schema::prohibited_terms::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let n = versions(&app);
+    let remove = format!("/admin/rules/terms/{term}/delete");
+    admin
+        .submit("/admin/rules", &remove, &[])
+        .await
+        .assert_status(303);
+    assert_eq!(versions(&app), n + 1);
+    let clean = admin
+        .get("/admin/rules?text=%E9%99%8D%E5%99%AA%E7%A5%9E%E5%99%A8")
+        .await;
+    assert!(clean.body.contains("id=\"test-result\" class=\"muted\""));
+    // Gone already: removing it again is "not found" and makes no version.
+    admin
+        .submit("/admin/rules", &remove, &[])
+        .await
+        .assert_status(404);
+    assert_eq!(versions(&app), n + 1);
 }
 
 #[tokio::test]
