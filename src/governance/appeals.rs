@@ -14,7 +14,6 @@ use crate::db::schema::{appeals, penalties as pen, violations as vio};
 use crate::db::{is_unique_violation, write_tx, DbConn};
 use crate::error::{AppError, FieldErrors};
 use crate::i18n;
-use crate::mail::{self, Outgoing};
 use crate::pagination::{PageQuery, Paginated};
 use crate::shops::model::ShopRole;
 use crate::shops::service::{membership, require_shop_role};
@@ -221,31 +220,16 @@ pub fn decide(
                 a.violation_id
             ),
         )?;
-        let to = enforce::contact(c, a.shop_id)?;
-        let l = to.locale;
-        let verdict_text = i18n::t(l, &format!("appeal.status.{appeal_status}")).into_owned();
-        mail::enqueue(
-            c,
-            &Outgoing {
-                to: &to.email,
-                kind: "appeal_decided",
-                subject: i18n::tf(
-                    l,
-                    "mail.appeal.subject",
-                    &[("shop", &to.shop_name), ("verdict", &verdict_text)],
+        enforce::notify_shop(c, a.shop_id, "appeal_decided", "appeal", |l| {
+            vec![
+                (
+                    "verdict",
+                    i18n::t(l, &format!("appeal.status.{appeal_status}")).into_owned(),
                 ),
-                body: i18n::tf(
-                    l,
-                    "mail.appeal.body",
-                    &[
-                        ("shop", &to.shop_name),
-                        ("verdict", &verdict_text),
-                        ("reason", reason),
-                        ("time", &enforce::local_time(tz, now)),
-                    ],
-                ),
-            },
-        )?;
+                ("reason", reason.to_string()),
+                ("time", enforce::local_time(tz, now)),
+            ]
+        })?;
         Ok(Decided {
             shop_status: shop_status.to_string(),
             relisted,
@@ -294,9 +278,15 @@ pub fn queue(
         .offset(page.offset(per_page))
         .select(Appeal::as_select())
         .load(c)?;
+    let ids: Vec<i64> = rows.iter().map(|a| a.violation_id).collect();
+    let mut found = violations::get_many(c, &ids)?;
     let mut items = Vec::with_capacity(rows.len());
     for appeal in rows {
-        let violation = violations::get(c, appeal.violation_id)?;
+        let at = found
+            .iter()
+            .position(|v| v.v.id == appeal.violation_id)
+            .ok_or(AppError::NotFound)?;
+        let violation = found.swap_remove(at);
         items.push(QueueRow { appeal, violation });
     }
     Ok(Paginated {

@@ -64,22 +64,35 @@ pub fn clear_shop(
         Some(shop_id),
         &format!("{reason} (products delisted: {delisted})"),
     )?;
+    notify_shop(c, shop_id, "shop_cleared", "shop_cleared", |_| {
+        vec![("reason", reason.to_string())]
+    })?;
+    Ok(true)
+}
+
+/// Emails the shop's official account in its language: `mail.{key}.subject` and
+/// `mail.{key}.body`, filled with the shop's name and the arguments `args` gives for that
+/// language. Call it inside the transaction of what it reports.
+pub fn notify_shop(
+    c: &mut DbConn,
+    shop_id: i64,
+    kind: &str,
+    key: &str,
+    args: impl FnOnce(Locale) -> Vec<(&'static str, String)>,
+) -> Result<(), AppError> {
     let to = contact(c, shop_id)?;
-    let l = to.locale;
+    let mut all = vec![("shop", to.shop_name.clone())];
+    all.extend(args(to.locale));
+    let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
     mail::enqueue(
         c,
         &Outgoing {
             to: &to.email,
-            kind: "shop_cleared",
-            subject: i18n::tf(l, "mail.shop_cleared.subject", &[("shop", &to.shop_name)]),
-            body: i18n::tf(
-                l,
-                "mail.shop_cleared.body",
-                &[("shop", &to.shop_name), ("reason", reason)],
-            ),
+            kind,
+            subject: i18n::tf(to.locale, &format!("mail.{key}.subject"), &refs),
+            body: i18n::tf(to.locale, &format!("mail.{key}.body"), &refs),
         },
-    )?;
-    Ok(true)
+    )
 }
 
 /// Where a shop's notices go: its official account's email, in its language.

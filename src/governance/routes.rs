@@ -720,40 +720,15 @@ async fn audit_csv(
     viewer: Viewer,
     q: aw::Query<AuditFilter>,
 ) -> Result<HttpResponse, AppError> {
-    let me = std::sync::Arc::new(viewer.require_role(Role::Moderator)?.clone());
-    let f = std::sync::Arc::new(q.into_inner());
+    let me = viewer.require_role(Role::Moderator)?.clone();
+    let f = q.into_inner();
     let tz = state.settings.tz;
     let name = format!("audit-{}.csv", state.clock.now().format("%Y%m%d-%H%M%S"));
-    let first = futures_util::stream::once(async {
-        Ok::<_, actix_web::Error>(actix_web::web::Bytes::from(audit::csv_header()))
-    });
-    let rest = futures_util::stream::unfold(Some(None::<i64>), move |cursor| {
-        let (state, f, me) = (state.clone(), f.clone(), me.clone());
-        async move {
-            let before = cursor?;
-            let r = web::db(&state, move |c, _| {
-                audit::csv_chunk(c, &me, &f, tz, before, CSV_CHUNK)
-            })
-            .await;
-            match r {
-                Ok((text, next)) => Some((Ok(actix_web::web::Bytes::from(text)), next.map(Some))),
-                Err(e) => {
-                    tracing::error!(error = %e, "audit export failed");
-                    Some((
-                        Err(actix_web::error::ErrorInternalServerError("export failed")),
-                        None,
-                    ))
-                }
-            }
-        }
-    });
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{name}\""),
-        ))
-        .streaming(futures_util::StreamExt::chain(first, rest)))
+    let header = audit::csv_header().as_bytes().to_vec();
+    Ok(web::csv_stream(state, &name, header, move |c, before| {
+        audit::csv_chunk(c, &me, &f, tz, before, CSV_CHUNK)
+            .map(|(text, next)| (text.into_bytes(), next))
+    }))
 }
 
 // ---------- one shop's record ----------

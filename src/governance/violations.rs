@@ -11,7 +11,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::dsl::exists;
 use diesel::prelude::*;
 
-use super::enforce::{self, Contact};
+use super::enforce;
 use super::points::{self, Action, Node};
 use crate::accounts::{service as accounts, Role, SessionUser};
 use crate::db::schema::{
@@ -21,7 +21,6 @@ use crate::db::schema::{
 use crate::db::{write_tx, DbConn};
 use crate::error::{AppError, FieldErrors};
 use crate::i18n::{self, Locale};
-use crate::mail::{self, Outgoing};
 use crate::pagination::{PageQuery, Paginated};
 
 pub const TRACKS: [&str; 2] = ["general", "serious"];
@@ -576,9 +575,8 @@ pub fn record_in(
                 .unwrap_or_else(|| "none".into()),
         ),
     )?;
-    let to = enforce::contact(c, v.shop_id)?;
     let deadline = enforce::local_time(tz, deadline);
-    notify_violation(c, &to, v.kind, after, penalty.as_ref(), &deadline)?;
+    notify_violation(c, v.shop_id, v.kind, after, penalty.as_ref(), &deadline)?;
     Ok(Recorded {
         violation_id: id,
         points_after: after,
@@ -600,41 +598,30 @@ fn penalty_text(l: Locale, penalty: Option<&(String, i64)>) -> String {
 
 fn notify_violation(
     c: &mut DbConn,
-    to: &Contact,
+    shop_id: i64,
     kind: &ViolationType,
     points_after: i64,
     penalty: Option<&(String, i64)>,
     deadline: &str,
 ) -> Result<(), AppError> {
-    let l = to.locale;
-    mail::enqueue(
-        c,
-        &Outgoing {
-            to: &to.email,
-            kind: "violation",
-            subject: i18n::tf(
-                l,
-                "mail.violation.subject",
-                &[("shop", &to.shop_name), ("type", kind.name(l))],
+    enforce::notify_shop(c, shop_id, "violation", "violation", |l| {
+        vec![
+            ("type", kind.name(l).to_string()),
+            ("points", kind.points.to_string()),
+            (
+                "track",
+                i18n::t(l, &format!("violation.track.{}", kind.track)).into_owned(),
             ),
-            body: i18n::tf(
-                l,
-                "mail.violation.body",
-                &[
-                    ("shop", &to.shop_name),
-                    ("type", kind.name(l)),
-                    ("points", &kind.points.to_string()),
-                    (
-                        "track",
-                        &i18n::t(l, &format!("violation.track.{}", kind.track)),
-                    ),
-                    ("total", &points_after.to_string()),
-                    ("penalty", &penalty_text(l, penalty)),
-                    ("deadline", deadline),
-                ],
-            ),
-        },
-    )
+            ("total", points_after.to_string()),
+            ("penalty", penalty_text(l, penalty)),
+            ("deadline", deadline.to_string()),
+        ]
+    })
+}
+
+/// A shop status in the merchant's language.
+fn status_text(l: Locale, status: &str) -> String {
+    i18n::t(l, &format!("shop.status.{status}")).into_owned()
 }
 
 // ---------- the job: penalties that ran out ----------
@@ -668,24 +655,9 @@ pub fn lift_expired(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> Result
                 Some(shop_id),
                 &format!("{kind} ended; shop {status}"),
             )?;
-            let to = enforce::contact(c, shop_id)?;
-            let l = to.locale;
-            mail::enqueue(
-                c,
-                &Outgoing {
-                    to: &to.email,
-                    kind: "penalty_ended",
-                    subject: i18n::tf(l, "mail.penalty_ended.subject", &[("shop", &to.shop_name)]),
-                    body: i18n::tf(
-                        l,
-                        "mail.penalty_ended.body",
-                        &[
-                            ("shop", &to.shop_name),
-                            ("status", &i18n::t(l, &format!("shop.status.{status}"))),
-                        ],
-                    ),
-                },
-            )?;
+            enforce::notify_shop(c, shop_id, "penalty_ended", "penalty_ended", |l| {
+                vec![("status", status_text(l, status))]
+            })?;
             Ok(1)
         })?;
     }
@@ -798,25 +770,12 @@ pub fn check_reason(reason: &str) -> Result<&str, AppError> {
 }
 
 fn notify_status(c: &mut DbConn, shop_id: i64, status: &str, reason: &str) -> Result<(), AppError> {
-    let to = enforce::contact(c, shop_id)?;
-    let l = to.locale;
-    mail::enqueue(
-        c,
-        &Outgoing {
-            to: &to.email,
-            kind: "shop_status",
-            subject: i18n::tf(l, "mail.shop_status.subject", &[("shop", &to.shop_name)]),
-            body: i18n::tf(
-                l,
-                "mail.shop_status.body",
-                &[
-                    ("shop", &to.shop_name),
-                    ("status", &i18n::t(l, &format!("shop.status.{status}"))),
-                    ("reason", reason),
-                ],
-            ),
-        },
-    )
+    enforce::notify_shop(c, shop_id, "shop_status", "shop_status", |l| {
+        vec![
+            ("status", status_text(l, status)),
+            ("reason", reason.to_string()),
+        ]
+    })
 }
 
 // ---------- reading ----------
@@ -905,8 +864,17 @@ fn with_details(
 
 /// One violation with its details.
 pub fn get(c: &mut DbConn, id: i64) -> Result<ViolationRow, AppError> {
-    let row: (Violation, ViolationType, String, String) = vio::table
-        .find(id)
+    get_many(c, &[id])?
+        .into_iter()
+        .next()
+        .ok_or(AppError::NotFound)
+}
+
+/// Violations with their details, in no particular order (unknown ids are left out); three
+/// queries for any number.
+pub fn get_many(c: &mut DbConn, ids: &[i64]) -> Result<Vec<ViolationRow>, AppError> {
+    let rows: Vec<(Violation, ViolationType, String, String)> = vio::table
+        .filter(vio::id.eq_any(ids))
         .inner_join(vt::table)
         .inner_join(shops::table)
         .select((
@@ -915,13 +883,8 @@ pub fn get(c: &mut DbConn, id: i64) -> Result<ViolationRow, AppError> {
             shops::name,
             shops::slug,
         ))
-        .first(c)
-        .optional()?
-        .ok_or(AppError::NotFound)?;
-    with_details(c, vec![row])?
-        .into_iter()
-        .next()
-        .ok_or(AppError::NotFound)
+        .load(c)?;
+    with_details(c, rows)
 }
 
 /// Penalties of a shop, newest first (with the manual ones and the score's clearance).

@@ -1491,40 +1491,15 @@ async fn orders_csv(
 ) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let shop = web::db(&state, move |c, _| service::export_shop(c, &me)).await?;
-    let f = std::sync::Arc::new(q.into_inner());
+    let f = q.into_inner();
     let tz = state.settings.tz;
     let name = format!("orders-{}.csv", state.clock.now().format("%Y%m%d-%H%M%S"));
-    let first = futures_util::stream::once(async {
-        Ok::<_, actix_web::Error>(actix_web::web::Bytes::from(service::csv_header()))
-    });
-    // State: Some(cursor) while there may be more; None when done.
-    let rest = futures_util::stream::unfold(Some(None::<i64>), move |cursor| {
-        let (state, f) = (state.clone(), f.clone());
-        async move {
-            let before = cursor?;
-            let r = web::db(&state, move |c, _| {
-                service::csv_chunk(c, shop, &f, before, CSV_CHUNK, tz)
-            })
-            .await;
-            match r {
-                Ok((bytes, next)) => Some((Ok(actix_web::web::Bytes::from(bytes)), next.map(Some))),
-                Err(e) => {
-                    tracing::error!(error = %e, "order export failed");
-                    Some((
-                        Err(actix_web::error::ErrorInternalServerError("export failed")),
-                        None,
-                    ))
-                }
-            }
-        }
-    });
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{name}\""),
-        ))
-        .streaming(futures_util::StreamExt::chain(first, rest)))
+    Ok(web::csv_stream(
+        state,
+        &name,
+        service::csv_header(),
+        move |c, before| service::csv_chunk(c, shop, &f, before, CSV_CHUNK, tz),
+    ))
 }
 
 #[post("/merchant/orders/ship.csv")]

@@ -286,3 +286,43 @@ where
     })
     .await
 }
+
+/// A CSV download streamed chunk by chunk, so memory stays flat for any number of rows:
+/// `header`, then `chunk(conn, cursor)` until it returns no next cursor (the first call gets
+/// None). Each chunk runs on the blocking pool; a failure ends the download and is logged.
+pub fn csv_stream<F>(state: State, name: &str, header: Vec<u8>, chunk: F) -> HttpResponse
+where
+    F: Fn(&mut crate::db::DbConn, Option<i64>) -> Result<(Vec<u8>, Option<i64>), AppError>
+        + Send
+        + Sync
+        + 'static,
+{
+    let chunk = std::sync::Arc::new(chunk);
+    let first = futures_util::stream::once(async move {
+        Ok::<_, actix_web::Error>(actix_web::web::Bytes::from(header))
+    });
+    // State: Some(cursor) while there may be more; None when done.
+    let rest = futures_util::stream::unfold(Some(None::<i64>), move |cursor| {
+        let (state, chunk) = (state.clone(), chunk.clone());
+        async move {
+            let before = cursor?;
+            match db(&state, move |c, _| chunk(c, before)).await {
+                Ok((bytes, next)) => Some((Ok(actix_web::web::Bytes::from(bytes)), next.map(Some))),
+                Err(e) => {
+                    tracing::error!(error = %e, "CSV export failed");
+                    Some((
+                        Err(actix_web::error::ErrorInternalServerError("export failed")),
+                        None,
+                    ))
+                }
+            }
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .streaming(futures_util::StreamExt::chain(first, rest))
+}

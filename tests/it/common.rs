@@ -148,6 +148,27 @@ impl TestApp {
         c.login(&email, PASSWORD).await.assert_status(303);
         c
     }
+    /// A stand-in for the signed-in account `handle` with `roles`, for calling services directly.
+    pub fn session_user(&self, handle: &str, roles: Vec<Role>) -> haodian::accounts::SessionUser {
+        use haodian::db::schema::users as u;
+        let (id, email): (i64, String) = u::table
+            .filter(u::handle.eq(handle))
+            .select((u::id, u::email))
+            .first(&mut *self.conn())
+            .expect("user");
+        haodian::accounts::SessionUser {
+            id,
+            session_id: 0,
+            email,
+            handle: handle.into(),
+            display_name: handle.into(),
+            roles,
+            locale: None,
+            email_verified: true,
+            avatar_media_id: None,
+            mfa: Default::default(),
+        }
+    }
     /// The newest queued email to `to`: (subject, body).
     pub fn last_mail(&self, to: &str) -> Option<(String, String)> {
         use haodian::db::schema::mail_outbox as mo;

@@ -10,7 +10,7 @@ use crate::common::*;
 use crate::orders::{merchant, product};
 use haodian::accounts::{Role, SessionUser};
 use haodian::db::schema::{
-    audit_log, mail_outbox, penalties, products, shops, skus, users, violation_types, violations,
+    audit_log, mail_outbox, penalties, products, shops, skus, violation_types, violations,
 };
 use haodian::governance::appeals::{self, Verdict};
 use haodian::governance::violations::{self as gv, NewViolation};
@@ -70,23 +70,7 @@ fn audits(app: &TestApp, action: &str) -> i64 {
 
 fn moderator_user(app: &TestApp, handle: &str) -> SessionUser {
     app.user(handle, Role::Moderator);
-    let (id, email): (i64, String) = users::table
-        .filter(users::handle.eq(handle))
-        .select((users::id, users::email))
-        .first(&mut *app.conn())
-        .unwrap();
-    SessionUser {
-        id,
-        session_id: 0,
-        email,
-        handle: handle.into(),
-        display_name: handle.into(),
-        roles: vec![Role::Moderator],
-        locale: None,
-        email_verified: true,
-        avatar_media_id: None,
-        mfa: Default::default(),
-    }
+    app.session_user(handle, vec![Role::Moderator])
 }
 
 /// A moderator records a violation of `code` over HTTP; returns the response.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use crate::common::*;
 use diesel::prelude::*;
-use haodian::accounts::{Role, SessionUser};
+use haodian::accounts::Role;
 use haodian::db::schema::{
     app_secrets, checkouts, mail_outbox, order_lines, orders, payments, skus, users,
 };
@@ -780,26 +780,6 @@ async fn payment_callbacks_are_signed_and_applied_once() {
     assert_eq!(statuses, ["failed", "succeeded"]);
 }
 
-fn session_user(app: &TestApp, handle: &str) -> SessionUser {
-    let (id, email): (i64, String) = users::table
-        .filter(users::handle.eq(handle))
-        .select((users::id, users::email))
-        .first(&mut *app.conn())
-        .unwrap();
-    SessionUser {
-        id,
-        session_id: 0,
-        email,
-        handle: handle.into(),
-        display_name: handle.into(),
-        roles: Vec::new(),
-        locale: None,
-        email_verified: true,
-        avatar_media_id: None,
-        mfa: Default::default(),
-    }
-}
-
 #[tokio::test]
 async fn unpaid_orders_expire_once_and_late_payments_are_refunded() {
     let app = spawn_app();
@@ -947,9 +927,9 @@ async fn random_event_sequences_follow_the_state_machine() {
     let app = spawn_app();
     let m = merchant(&app, "prop_shop").await;
     let sku = product(&app, &m, "马克杯（2026 新款）", "", "9.9", 1000).await[0];
-    let merchant_user = session_user(&app, "prop_shop");
+    let merchant_user = app.session_user("prop_shop", Vec::new());
     let b = &buyers(&app, "prop", 1).await[0];
-    let buyer = session_user(&app, "prop0");
+    let buyer = app.session_user("prop0", Vec::new());
     let provider = haodian::orders::payment::Simulated::new(&secret(&app));
     let mut initial = HashMap::new();
     initial.insert(sku, 1000);
