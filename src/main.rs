@@ -322,7 +322,10 @@ fn run(command: Command, mut settings: Settings) -> Result<(), AppError> {
                 );
             }
             if bench {
-                println!("{}", haodian::seed::bench(&mut *pool.get()?)?.join("\n"));
+                println!(
+                    "{}",
+                    haodian::seed::bench(&mut *pool.get()?, &settings)?.join("\n")
+                );
             }
             if let (Some(n), Some(m)) = (shops, ratings) {
                 let started = std::time::Instant::now();

@@ -423,8 +423,8 @@ fn demo_history(
     users: &[User],
     now: chrono::NaiveDateTime,
 ) -> Result<Vec<String>, AppError> {
-    use crate::db::schema::{shops as shop_t, skus, users as users_t};
-    use crate::orders::{complaints, service as orders};
+    use crate::db::schema::{shops as shop_t, skus};
+    use crate::orders::complaints;
     use chrono::Duration;
     use diesel::prelude::*;
     let find = |h: &str| users.iter().find(|u| u.handle == h).map(as_session);
@@ -438,43 +438,7 @@ fn demo_history(
         .set(shop_t::created_at.eq(opened))
         .execute(conn)?;
     // Twelve shoppers with the demo password (its hash copied: seeding stays fast).
-    let hash: String = users_t::table
-        .filter(users_t::id.eq(moderator.id))
-        .select(users_t::password_hash)
-        .first(conn)?;
-    let mut shoppers = Vec::new();
-    for i in 1..=12 {
-        let handle = format!("demo_shopper{i:02}");
-        diesel::insert_into(users_t::table)
-            .values((
-                users_t::email.eq(format!("shopper{i:02}@demo.haodian.cn")),
-                users_t::handle.eq(&handle),
-                users_t::display_name.eq(format!("买家{i:02}")),
-                users_t::password_hash.eq(&hash),
-                users_t::bio.eq(""),
-                users_t::email_verified_at.eq(Some(opened)),
-                users_t::password_changed_at.eq(opened),
-                users_t::created_at.eq(opened),
-                users_t::updated_at.eq(opened),
-            ))
-            .execute(conn)?;
-        let u = service::find_by_handle(conn, &handle)?;
-        orders::add_address(
-            conn,
-            &as_session(&u),
-            &orders::AddressForm {
-                recipient: u.display_name.clone(),
-                phone: "13900139000".into(),
-                province: "上海市".into(),
-                city: "上海市".into(),
-                district: "徐汇区".into(),
-                detail: format!("漕溪北路 {i} 号"),
-                make_default: None,
-            },
-            opened,
-        )?;
-        shoppers.push(as_session(&u));
-    }
+    let shoppers = shoppers(conn, moderator.id, "demo_shopper", "shopper", 12, opened)?;
     let tz = settings.tz;
     let mut placed = 0;
     for (k, plan) in HISTORY.iter().enumerate() {
@@ -498,37 +462,15 @@ fn demo_history(
                 now - Duration::days(9 + (n as i64 * 2) % 79) - Duration::hours(n as i64 % 9);
             let key = format!("demo-history-{k}-{n:04}-0000");
             let event = format!("demo-history-{k}-{n:04}");
-            let checkout = buy(conn, buyer, &[sku], &key, Some(&event), paid)?;
-            for o in orders::checkout_orders(conn, buyer, checkout)? {
-                let no = o.order.order_no.clone();
-                let shipped = paid + Duration::hours(plan.ship_h + (n as i64 % 3));
-                let form = orders::ShipForm {
-                    carrier: "sf".into(),
-                    tracking_no: format!("SF{}{k}{n:04}", shipped.format("%Y%m%d")),
-                };
-                orders::ship(conn, &merchant, &no, &form, shipped)?;
-                let delivered = shipped + Duration::hours(plan.deliver_h);
-                orders::mark_delivered(conn, &no, delivered)?;
-                let done = delivered + Duration::hours(20);
-                orders::confirm_receipt(conn, buyer, &no, done)?;
-                let rated = done + Duration::hours(5);
-                let (d, s, l) = plan.stars[n % plan.stars.len()];
-                let month = crate::dsr::job::platform_day(tz, rated)
-                    .format("%Y-%m")
-                    .to_string();
-                let text = match d {
-                    5 => "很满意，和描述一致，会回购。",
-                    4 => "不错，包装完好。",
-                    3 => "一般，和图片有点差别。",
-                    _ => "不太满意，质量一般。",
-                };
-                let rating = crate::ratings::service::RatingForm {
-                    described: d,
-                    service: s,
-                    logistics: l,
-                    body: text.into(),
-                };
-                crate::ratings::service::rate(conn, buyer, &no, &rating, &[], rated, &month)?;
+            let plan_n = Rated {
+                key,
+                event,
+                paid,
+                ship_h: plan.ship_h + (n as i64 % 3),
+                deliver_h: plan.deliver_h,
+                stars: plan.stars[n % plan.stars.len()],
+            };
+            for (no, rated) in rated_order(conn, tz, buyer, &merchant, sku, &plan_n)? {
                 if plan.complain_every > 0 && n % plan.complain_every == 1 {
                     let id = complaints::file(
                         conn,
@@ -562,6 +504,118 @@ fn demo_history(
         format!("  history    {placed} rated orders over 90 days from demo_shopper01…12 (same password), complaints for the weaker shops"),
         "  scores     the last 30 days scored: storefronts show DSR and experience scores, /merchant/dsr has trends".into(),
     ])
+}
+
+/// Buyers with the password of `like_user` (its hash copied: seeding stays fast), each with a
+/// shipping address: handles `{handle}01…`, emails `{email}01@demo.haodian.cn…`.
+fn shoppers(
+    conn: &mut DbConn,
+    like_user: i64,
+    handle: &str,
+    email: &str,
+    count: usize,
+    since: chrono::NaiveDateTime,
+) -> Result<Vec<SessionUser>, AppError> {
+    use crate::db::schema::users as users_t;
+    use crate::orders::service as orders;
+    use diesel::prelude::*;
+    let hash: String = users_t::table
+        .filter(users_t::id.eq(like_user))
+        .select(users_t::password_hash)
+        .first(conn)?;
+    let mut out = Vec::new();
+    for i in 1..=count {
+        let handle = format!("{handle}{i:02}");
+        diesel::insert_into(users_t::table)
+            .values((
+                users_t::email.eq(format!("{email}{i:02}@demo.haodian.cn")),
+                users_t::handle.eq(&handle),
+                users_t::display_name.eq(format!("买家{i:02}")),
+                users_t::password_hash.eq(&hash),
+                users_t::bio.eq(""),
+                users_t::email_verified_at.eq(Some(since)),
+                users_t::password_changed_at.eq(since),
+                users_t::created_at.eq(since),
+                users_t::updated_at.eq(since),
+            ))
+            .execute(conn)?;
+        let u = service::find_by_handle(conn, &handle)?;
+        orders::add_address(
+            conn,
+            &as_session(&u),
+            &orders::AddressForm {
+                recipient: u.display_name.clone(),
+                phone: "13900139000".into(),
+                province: "上海市".into(),
+                city: "上海市".into(),
+                district: "徐汇区".into(),
+                detail: format!("漕溪北路 {i} 号"),
+                make_default: None,
+            },
+            since,
+        )?;
+        out.push(as_session(&u));
+    }
+    Ok(out)
+}
+
+/// One backdated purchase through the real services, from payment to the rating.
+struct Rated {
+    key: String,
+    event: String,
+    paid: chrono::NaiveDateTime,
+    ship_h: i64,
+    deliver_h: i64,
+    stars: (i64, i64, i64),
+}
+
+/// Buys one `sku`, ships, delivers, confirms and rates it as `plan` says; returns each
+/// order's number and the time it was rated.
+fn rated_order(
+    conn: &mut DbConn,
+    tz: chrono_tz::Tz,
+    buyer: &SessionUser,
+    merchant: &SessionUser,
+    sku: i64,
+    plan: &Rated,
+) -> Result<Vec<(String, chrono::NaiveDateTime)>, AppError> {
+    use crate::orders::service as orders;
+    use chrono::Duration;
+    let checkout = buy(conn, buyer, &[sku], &plan.key, Some(&plan.event), plan.paid)?;
+    let mut out = Vec::new();
+    for o in orders::checkout_orders(conn, buyer, checkout)? {
+        let no = o.order.order_no.clone();
+        let shipped = plan.paid + Duration::hours(plan.ship_h);
+        let form = orders::ShipForm {
+            carrier: "sf".into(),
+            tracking_no: format!("SF{}{}", shipped.format("%Y%m%d"), o.order.id),
+        };
+        orders::ship(conn, merchant, &no, &form, shipped)?;
+        let delivered = shipped + Duration::hours(plan.deliver_h);
+        orders::mark_delivered(conn, &no, delivered)?;
+        let done = delivered + Duration::hours(20);
+        orders::confirm_receipt(conn, buyer, &no, done)?;
+        let rated = done + Duration::hours(5);
+        let (d, s, l) = plan.stars;
+        let month = crate::dsr::job::platform_day(tz, rated)
+            .format("%Y-%m")
+            .to_string();
+        let text = match d {
+            5 => "很满意，和描述一致，会回购。",
+            4 => "不错，包装完好。",
+            3 => "一般，和图片有点差别。",
+            _ => "不太满意，质量一般。",
+        };
+        let rating = crate::ratings::service::RatingForm {
+            described: d,
+            service: s,
+            logistics: l,
+            body: text.into(),
+        };
+        crate::ratings::service::rate(conn, buyer, &no, &rating, &[], rated, &month)?;
+        out.push((no, rated));
+    }
+    Ok(out)
 }
 
 /// Puts the SKUs in the buyer's cart, checks out to their first address and, given a payment
@@ -791,9 +845,10 @@ pub fn demo_if_empty(
     demo(conn, settings).map(Some)
 }
 
-/// Benchmark data: a shop `bench-shop` with 60 listed products (one SKU each) and one listed
-/// product with 10 SKUs; returns the lines to print. Needs an otherwise empty or demo database.
-pub fn bench(conn: &mut DbConn) -> Result<Vec<String>, AppError> {
+/// Benchmark data: a shop `bench-shop` with 60 listed products (one SKU each, but the first
+/// has 10 SKUs and 20 ratings from 20 buyers) and yesterday's scores; returns the lines to
+/// print. Needs an otherwise empty or demo database.
+pub fn bench(conn: &mut DbConn, settings: &Settings) -> Result<Vec<String>, AppError> {
     use crate::catalog::service as catalog;
     let now = chrono::Utc::now().naive_utc();
     let owner = service::create_user(
@@ -850,9 +905,44 @@ pub fn bench(conn: &mut DbConn) -> Result<Vec<String>, AppError> {
         catalog::submit(conn, &me, id, now)?;
         ids.push(id);
     }
+    // The shop opened two months ago; twenty buyers bought the 10-SKU product over the last
+    // month and rated it.
+    {
+        use crate::db::schema::shops as shop_t;
+        use diesel::prelude::*;
+        diesel::update(shop_t::table.filter(shop_t::slug.eq("bench-shop")))
+            .set(shop_t::created_at.eq(now - chrono::Duration::days(60)))
+            .execute(conn)?;
+    }
+    let buyers = shoppers(
+        conn,
+        owner.id,
+        "bench_buyer",
+        "bench-buyer",
+        20,
+        now - chrono::Duration::days(60),
+    )?;
+    let skus: Vec<i64> = catalog::skus_of(conn, ids[0])?
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    const STARS: [(i64, i64, i64); 4] = [(5, 5, 5), (5, 4, 5), (4, 5, 4), (3, 4, 4)];
+    for (n, buyer) in buyers.iter().enumerate() {
+        let plan = Rated {
+            key: format!("bench-{n:04}-0000-0000"),
+            event: format!("bench-{n:04}"),
+            paid: now - chrono::Duration::days(30 - n as i64),
+            ship_h: 6,
+            deliver_h: 40,
+            stars: STARS[n % STARS.len()],
+        };
+        rated_order(conn, settings.tz, buyer, &me, skus[n % skus.len()], &plan)?;
+    }
+    let yesterday = crate::dsr::job::platform_day(settings.tz, now) - chrono::Duration::days(1);
+    crate::dsr::job::run(conn, settings, yesterday, "seed --bench", now)?;
     Ok(vec![
         "bench data: /shops/bench-shop (60 listed products)".to_string(),
-        format!("bench data: /products/{} (10 SKUs)", ids[0]),
+        format!("bench data: /products/{} (10 SKUs, 20 ratings)", ids[0]),
     ])
 }
 

@@ -728,7 +728,7 @@ struct ProductPage {
     ctx: PageCtx,
     p: service::PublicProduct,
     can_buy: bool,
-    dsr: Option<crate::dsr::score::Snapshot>,
+    dsr: Option<crate::dsr::score::Badge>,
     histogram: Histogram,
     ratings: Paginated<RatingRow>,
 }
@@ -757,9 +757,9 @@ async fn product_page(
 ) -> Result<HttpResponse, AppError> {
     let id: i64 = path.parse().map_err(|_| AppError::NotFound)?;
     let page = PageQuery { page: q.rpage };
-    let (p, dsr, (histogram, ratings)) = web::db(&state, move |c, _| {
+    let (p, dsr, (histogram, ratings)) = web::db_read(&state, move |c, _| {
         let p = service::public_product(c, id)?;
-        let dsr = crate::dsr::score::latest(c, p.shop.id)?;
+        let dsr = crate::dsr::score::latest_badge(c, p.shop.id)?;
         Ok((p, dsr, ratings::product_ratings(c, id, page)?))
     })
     .await?;

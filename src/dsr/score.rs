@@ -46,7 +46,20 @@ pub struct DsrItem {
     pub direction: &'static str,
 }
 
-impl Snapshot {
+/// What a storefront's or product page's badge shows of the newest snapshot.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = snap)]
+pub struct Badge {
+    pub described: Option<f64>,
+    pub service: Option<f64>,
+    pub logistics: Option<f64>,
+    pub described_vs: Option<f64>,
+    pub service_vs: Option<f64>,
+    pub logistics_vs: Option<f64>,
+    pub score: Option<f64>,
+}
+
+impl Badge {
     /// The three DSR numbers with their peer comparison (empty without counted ratings).
     pub fn dsr_items(&self) -> Vec<DsrItem> {
         [
@@ -72,6 +85,38 @@ impl Snapshot {
     pub fn score_text(&self) -> Option<String> {
         self.score.map(|s| format!("{s:.2}"))
     }
+}
+
+impl Snapshot {
+    fn badge(&self) -> Badge {
+        Badge {
+            described: self.described,
+            service: self.service,
+            logistics: self.logistics,
+            described_vs: self.described_vs,
+            service_vs: self.service_vs,
+            logistics_vs: self.logistics_vs,
+            score: self.score,
+        }
+    }
+    /// The three DSR numbers with their peer comparison (empty without counted ratings).
+    pub fn dsr_items(&self) -> Vec<DsrItem> {
+        self.badge().dsr_items()
+    }
+    pub fn score_text(&self) -> Option<String> {
+        self.badge().score_text()
+    }
+}
+
+/// The newest snapshot's badge numbers (one indexed row, on the backend's own connection:
+/// storefront and product pages read it on every view).
+pub fn latest_badge(conn: &mut DbConn, shop_id: i64) -> Result<Option<Badge>, AppError> {
+    Ok(crate::per_backend!(conn, |c| snap::table
+        .filter(snap::shop_id.eq(shop_id))
+        .order(snap::day.desc())
+        .select(Badge::as_select())
+        .first(c)
+        .optional())?)
 }
 
 /// The shop's newest snapshot.

@@ -231,11 +231,12 @@ pub fn product_ratings(
     product_id: i64,
     page: PageQuery,
 ) -> Result<(Histogram, Paginated<RatingRow>), AppError> {
-    let counts: Vec<(i64, i64)> = rating_products::table
+    // Both queries run on the backend's own connection (every product view reads them).
+    let counts: Vec<(i64, i64)> = crate::per_backend!(conn, |c| rating_products::table
         .filter(rating_products::product_id.eq(product_id))
         .group_by(rating_products::described)
         .select((rating_products::described, diesel::dsl::count_star()))
-        .load(conn)?;
+        .load(c))?;
     let mut hist = Histogram::default();
     for (stars, n) in counts {
         if (1..=5).contains(&stars) {
@@ -246,14 +247,14 @@ pub fn product_ratings(
     let rows: Vec<(Rating, String)> = if page.offset(PER_PAGE) >= hist.total() {
         Vec::new()
     } else {
-        rating_products::table
+        crate::per_backend!(conn, |c| rating_products::table
             .inner_join(ratings::table.inner_join(users::table))
             .filter(rating_products::product_id.eq(product_id))
             .order((ratings::created_at.desc(), ratings::id.desc()))
             .limit(PER_PAGE)
             .offset(page.offset(PER_PAGE))
             .select((Rating::as_select(), users::handle))
-            .load(conn)?
+            .load(c))?
     };
     let items = rows
         .into_iter()

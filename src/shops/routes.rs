@@ -649,7 +649,7 @@ struct StorefrontPage {
     q: String,
     category: Option<i64>,
     categories: Vec<Category>,
-    dsr: Option<crate::dsr::score::Snapshot>,
+    dsr: Option<crate::dsr::score::Badge>,
 }
 
 impl StorefrontPage {
@@ -709,9 +709,9 @@ async fn storefront(
     let qq = query.clone();
     let category = q.category.as_deref().and_then(|c| c.parse::<i64>().ok());
     let now = state.clock.now();
-    let (s, products, categories, dsr) = web::db(&state, move |c, st| {
+    let (s, products, categories, dsr) = web::db_read(&state, move |c, st| {
         let s = service::storefront(c, &slug)?;
-        let dsr = crate::dsr::score::latest(c, s.shop.id)?;
+        let dsr = crate::dsr::score::latest_badge(c, s.shop.id)?;
         // A cleared shop's products never appear in public.
         if s.shop.status_at(now) == ShopStatus::Cleared {
             let none = Paginated {

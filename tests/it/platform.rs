@@ -858,7 +858,8 @@ fn backend_is_the_one_asked_for() {
 #[tokio::test]
 async fn bench_seed_builds_a_sixty_product_storefront() {
     let app = spawn_app();
-    let lines = haodian::seed::bench(&mut app.conn()).unwrap();
+    let settings = test_settings(&app.db);
+    let lines = haodian::seed::bench(&mut app.conn(), &settings).unwrap();
     let product: String = lines[1]
         .rsplit("/products/")
         .next()
@@ -879,8 +880,14 @@ async fn bench_seed_builds_a_sixty_product_storefront() {
     let page = c.get(&format!("/products/{product}")).await;
     page.assert_status(200);
     assert_eq!(page.body.matches("class=\"sku-option").count(), 10);
+    // 20 ratings, 10 a page, and yesterday's scores in the badge.
+    assert!(page.body.contains("20 条评价"));
+    assert_eq!(page.body.matches("<article class=\"rating\">").count(), 10);
+    let badge = &page.body[page.body.find("id=\"dsr-badge\"").unwrap()..];
+    assert!(badge.contains("<dt>描述相符</dt>"), "{}", &badge[..600]);
+    assert!(store.body.contains("<dt>描述相符</dt>"));
     assert!(
-        haodian::seed::bench(&mut app.conn()).is_err(),
+        haodian::seed::bench(&mut app.conn(), &settings).is_err(),
         "seeding twice refuses"
     );
 }

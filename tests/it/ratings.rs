@@ -134,6 +134,10 @@ async fn a_completed_order_is_rated_once_and_shows_on_the_product_page() {
         .body
         .contains("<progress class=\"hist-bar\" max=\"100\" value=\"100\">"));
     assert!(!p.body.contains("rtb_0"), "the buyer's handle is masked");
+    // The ratings are shown once, in the page and not in its <title>.
+    assert_eq!(p.body.matches("面料很舒服").count(), 1);
+    let title = &p.body[p.body.find("<title>").unwrap() + 7..p.body.find("</title>").unwrap()];
+    assert!(!title.contains('<'), "{title}");
 }
 
 #[tokio::test]
