@@ -118,12 +118,34 @@ pub fn has_key(key: &str) -> bool {
 }
 
 /// The translation with `{name}` placeholders filled.
+/// One pass over the text: a value is never searched for placeholders itself, and unknown
+/// `{…}` stay as they are.
 pub fn tf(locale: Locale, key: &str, args: &[(&str, &str)]) -> String {
-    let mut s = t(locale, key).into_owned();
-    for (name, value) in args {
-        s = s.replace(&format!("{{{name}}}"), value);
+    let text = t(locale, key);
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest: &str = &text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after.find('}').and_then(|close| {
+            let name = &after[..close];
+            args.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v, close))
+        });
+        match value {
+            Some((v, close)) => {
+                out.push_str(v);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
-    s
+    out.push_str(rest);
+    out
 }
 
 /// Formats 分 as ¥12.34.
@@ -136,6 +158,23 @@ pub fn money(fen: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tf_fills_each_placeholder_once_and_leaves_the_rest() {
+        assert_eq!(
+            tf(Locale::ZhCn, "rating.count", &[("count", "{count}")]),
+            "{count} 条评价"
+        );
+        assert_eq!(
+            tf(Locale::ZhCn, "rating.count", &[("count", "7")]),
+            "7 条评价"
+        );
+        assert_eq!(
+            tf(Locale::En, "no.such {x} key", &[("x", "1")]),
+            "no.such 1 key"
+        );
+        assert_eq!(tf(Locale::En, "a {y} b {", &[("x", "1")]), "a {y} b {");
+    }
 
     #[test]
     fn accept_language_honours_quality() {

@@ -24,6 +24,33 @@ pub struct Product {
     pub sales_count: i64,
     pub cover_media_id: Option<i64>,
     pub listed_at: Option<NaiveDateTime>,
+    /// The images as "full:thumb,…" in display order (see [`gallery_text`]).
+    pub gallery: String,
+}
+
+/// The `gallery` column's text for images given as (full, thumbnail) media ids.
+pub fn gallery_text(images: impl IntoIterator<Item = (i64, Option<i64>)>) -> String {
+    images
+        .into_iter()
+        .map(|(full, thumb)| match thumb {
+            Some(t) => format!("{full}:{t}"),
+            None => format!("{full}:"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Product {
+    /// The images as (full, thumbnail) media ids in display order; the first is the cover.
+    pub fn gallery(&self) -> Vec<(i64, Option<i64>)> {
+        self.gallery
+            .split(',')
+            .filter_map(|item| {
+                let (full, thumb) = item.split_once(':')?;
+                Some((full.parse().ok()?, thumb.parse().ok()))
+            })
+            .collect()
+    }
 }
 
 /// "¥12.00" or "¥12.00 – ¥30.00"; empty before prices are set.
@@ -229,6 +256,35 @@ impl VariantSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gallery_text_round_trips() {
+        let images = vec![(7, Some(8)), (9, None), (11, Some(12))];
+        let text = gallery_text(images.clone());
+        assert_eq!(text, "7:8,9:,11:12");
+        let mut p = Product {
+            id: 1,
+            shop_id: 1,
+            category_id: 1,
+            title: String::new(),
+            subtitle: String::new(),
+            description: String::new(),
+            attributes: String::new(),
+            variant_spec: String::new(),
+            status: String::new(),
+            status_reason: String::new(),
+            delisted_by_platform: false,
+            price_min: None,
+            price_max: None,
+            sales_count: 0,
+            cover_media_id: None,
+            listed_at: None,
+            gallery: text,
+        };
+        assert_eq!(p.gallery(), images);
+        p.gallery = String::new();
+        assert!(p.gallery().is_empty());
+    }
 
     #[test]
     fn prices() {

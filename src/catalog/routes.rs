@@ -757,12 +757,13 @@ async fn product_page(
 ) -> Result<HttpResponse, AppError> {
     let id: i64 = path.parse().map_err(|_| AppError::NotFound)?;
     let page = PageQuery { page: q.rpage };
-    let (p, dsr, (histogram, ratings)) = web::db_read(&state, move |c, _| {
+    let (mut p, ratings) = web::db_read(&state, move |c, _| {
         let p = service::public_product(c, id)?;
-        let dsr = crate::dsr::score::latest_badge(c, p.shop.id)?;
-        Ok((p, dsr, ratings::product_ratings(c, id, page)?))
+        let ratings = ratings::product_ratings(c, id, &p.histogram, page)?;
+        Ok((p, ratings))
     })
     .await?;
+    let (dsr, histogram) = (p.badge.take(), std::mem::take(&mut p.histogram));
     let can_buy = p.shop.status_at(state.clock.now()).can_sell();
     web::render(&ProductPage {
         ctx,

@@ -688,28 +688,75 @@ pub use crate::db::like_pattern;
 /// A product as buyers see it. Only listed products of shops that are not cleared exist here.
 pub struct PublicProduct {
     pub product: Product,
-    pub images: Vec<(i64, i64, Option<i64>)>,
+    /// (full, thumbnail) media ids in display order.
+    pub images: Vec<(i64, Option<i64>)>,
     pub skus: Vec<Sku>,
     pub shop: Shop,
     pub official_handle: String,
+    /// The shop's newest scores.
+    pub badge: Option<crate::dsr::score::Badge>,
+    /// The product's ratings by stars (as described).
+    pub histogram: crate::ratings::model::Histogram,
 }
 
+/// The product page's data in two statements: the product with its images (the `gallery`
+/// column), its shop, the shop's newest score badge and the star counts in one, then the SKUs.
+/// Every statement is a round trip on PostgreSQL, so the badge and the counts ride along as a
+/// join and sub-selects instead of statements of their own.
 pub fn public_product(conn: &mut DbConn, id: i64) -> Result<PublicProduct, AppError> {
-    let row: Option<(Product, Shop, String)> = crate::per_backend!(conn, |c| products::table
-        .inner_join(shops::table.inner_join(users::table))
-        .filter(products::id.eq(id))
-        .filter(products::status.eq("listed"))
-        .filter(shops::status.ne("cleared"))
-        .select((Product::as_select(), Shop::as_select(), users::handle))
-        .first(c)
-        .optional())?;
-    let (product, shop, official_handle) = row.ok_or(AppError::NotFound)?;
+    use crate::db::schema::rating_products as rp;
+    use crate::dsr::score::Badge;
+    type Row = (Product, Shop, String, Option<Badge>, [Option<i64>; 5]);
+    let row: Option<Row> = crate::per_backend!(conn, |c| {
+        let stars = |n: i64| {
+            rp::table
+                .filter(rp::product_id.eq(products::id))
+                .filter(rp::described.eq(n))
+                .count()
+                .single_value()
+        };
+        products::table
+            .inner_join(shops::table.inner_join(users::table))
+            .left_join(crate::newest_snapshot_join!())
+            .filter(products::id.eq(id))
+            .filter(products::status.eq("listed"))
+            .filter(shops::status.ne("cleared"))
+            .select((
+                Product::as_select(),
+                Shop::as_select(),
+                users::handle,
+                Option::<Badge>::as_select(),
+                (stars(1), stars(2), stars(3), stars(4), stars(5)),
+            ))
+            .first::<(
+                Product,
+                Shop,
+                String,
+                Option<Badge>,
+                (
+                    Option<i64>,
+                    Option<i64>,
+                    Option<i64>,
+                    Option<i64>,
+                    Option<i64>,
+                ),
+            )>(c)
+            .optional()
+            .map(|r| r.map(|(p, s, h, b, (a, bb, cc, d, e))| (p, s, h, b, [a, bb, cc, d, e])))
+    })?;
+    let (product, shop, official_handle, badge, stars) = row.ok_or(AppError::NotFound)?;
+    let mut histogram = crate::ratings::model::Histogram::default();
+    for (i, n) in stars.into_iter().enumerate() {
+        histogram.counts[i] = n.unwrap_or(0);
+    }
     Ok(PublicProduct {
         skus: skus_of(conn, id)?,
-        images: images_of(conn, id)?,
+        images: product.gallery(),
         product,
         shop,
         official_handle,
+        badge,
+        histogram,
     })
 }
 
@@ -1023,12 +1070,19 @@ pub fn images_of(
         .load(c))?)
 }
 
+/// Keeps the product's cover (the first image's thumbnail) and its gallery text in step with
+/// its images; every change of images ends here, in the same transaction.
 fn refresh_cover(c: &mut DbConn, product_id: i64) -> Result<(), AppError> {
-    let cover = images_of(c, product_id)?
+    let images = images_of(c, product_id)?;
+    let cover = images
         .first()
         .and_then(|(_, full, thumb)| thumb.or(Some(*full)));
+    let gallery = super::model::gallery_text(images.iter().map(|(_, f, t)| (*f, *t)));
     diesel::update(products::table.find(product_id))
-        .set(products::cover_media_id.eq(cover))
+        .set((
+            products::cover_media_id.eq(cover),
+            products::gallery.eq(gallery),
+        ))
         .execute(c)?;
     Ok(())
 }

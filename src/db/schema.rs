@@ -223,6 +223,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         listed_at -> Nullable<Timestamp>,
+        gallery -> Text,
     }
 }
 

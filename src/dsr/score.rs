@@ -108,15 +108,20 @@ impl Snapshot {
     }
 }
 
-/// The newest snapshot's badge numbers (one indexed row, on the backend's own connection:
-/// storefront and product pages read it on every view).
-pub fn latest_badge(conn: &mut DbConn, shop_id: i64) -> Result<Option<Badge>, AppError> {
-    Ok(crate::per_backend!(conn, |c| snap::table
-        .filter(snap::shop_id.eq(shop_id))
-        .order(snap::day.desc())
-        .select(Badge::as_select())
-        .first(c)
-        .optional())?)
+/// `.left_join(newest_snapshot_join!())` on a query with `shops` joins each shop's newest
+/// snapshot, so a page reads the [`Badge`] (`Option::<Badge>::as_select()`) with the shop in
+/// one statement instead of a statement of its own (a round trip on PostgreSQL).
+#[macro_export]
+macro_rules! newest_snapshot_join {
+    () => {{
+        use $crate::db::schema::{dsr_snapshots as snap, shops};
+        let newer = diesel::alias!(snap as newest);
+        snap::table.on(snap::id.nullable().eq(newer
+            .filter(newer.field(snap::shop_id).eq(shops::id))
+            .order(newer.field(snap::day).desc())
+            .select(newer.field(snap::id))
+            .single_value()))
+    }};
 }
 
 /// The shop's newest snapshot.

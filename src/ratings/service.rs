@@ -225,25 +225,15 @@ pub fn rate(
     })
 }
 
-/// A product's ratings, newest first, and the histogram of their "as described" stars.
+/// A page of a product's ratings, newest first; `hist` is the product's histogram (it gives
+/// the total, and an empty page needs no query).
 pub fn product_ratings(
     conn: &mut DbConn,
     product_id: i64,
+    hist: &Histogram,
     page: PageQuery,
-) -> Result<(Histogram, Paginated<RatingRow>), AppError> {
-    // Both queries run on the backend's own connection (every product view reads them).
-    let counts: Vec<(i64, i64)> = crate::per_backend!(conn, |c| rating_products::table
-        .filter(rating_products::product_id.eq(product_id))
-        .group_by(rating_products::described)
-        .select((rating_products::described, diesel::dsl::count_star()))
-        .load(c))?;
-    let mut hist = Histogram::default();
-    for (stars, n) in counts {
-        if (1..=5).contains(&stars) {
-            hist.counts[(stars - 1) as usize] = n;
-        }
-    }
-    // Most products have no ratings (or the page is past the end): no second query then.
+) -> Result<Paginated<RatingRow>, AppError> {
+    // Most products have no ratings (or the page is past the end): no query then.
     let rows: Vec<(Rating, String)> = if page.offset(PER_PAGE) >= hist.total() {
         Vec::new()
     } else {
@@ -265,15 +255,12 @@ pub fn product_ratings(
             items: String::new(),
         })
         .collect();
-    Ok((
-        hist.clone(),
-        Paginated {
-            items,
-            page: page.number(),
-            per_page: PER_PAGE,
-            total: hist.total(),
-        },
-    ))
+    Ok(Paginated {
+        items,
+        page: page.number(),
+        per_page: PER_PAGE,
+        total: hist.total(),
+    })
 }
 
 /// The caller's shop's ratings for the merchant page, newest first; `unreplied` keeps only

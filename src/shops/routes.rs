@@ -709,9 +709,8 @@ async fn storefront(
     let qq = query.clone();
     let category = q.category.as_deref().and_then(|c| c.parse::<i64>().ok());
     let now = state.clock.now();
-    let (s, products, categories, dsr) = web::db_read(&state, move |c, st| {
-        let s = service::storefront(c, &slug)?;
-        let dsr = crate::dsr::score::latest_badge(c, s.shop.id)?;
+    let (mut s, products, categories) = web::db_read(&state, move |c, st| {
+        let mut s = service::storefront(c, &slug)?;
         // A cleared shop's products never appear in public.
         if s.shop.status_at(now) == ShopStatus::Cleared {
             let none = Paginated {
@@ -720,7 +719,8 @@ async fn storefront(
                 per_page: STORE_PAGE,
                 total: 0,
             };
-            return Ok((s, none, Vec::new(), None));
+            s.badge = None;
+            return Ok((s, none, Vec::new()));
         }
         // Unfiltered, the shop header already counted the listed products.
         let known = (qq.trim().is_empty() && category.is_none()).then_some(s.listed);
@@ -730,9 +730,10 @@ async fn storefront(
         let categories = st.search_stats.shop_categories(s.shop.id, || {
             crate::catalog::service::shop_categories(c, s.shop.id)
         })?;
-        Ok((s, products, categories, dsr))
+        Ok((s, products, categories))
     })
     .await?;
+    let dsr = s.badge.take();
     let status = s.shop.status_at(now);
     web::render(&StorefrontPage {
         ctx,

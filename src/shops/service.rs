@@ -764,25 +764,32 @@ pub struct Storefront {
     pub category: Category,
     /// Listed products (the storefront's total when it is not filtered).
     pub listed: i64,
+    /// The shop's newest scores.
+    pub badge: Option<crate::dsr::score::Badge>,
 }
 
 pub fn storefront(conn: &mut DbConn, slug: &str) -> Result<Storefront, AppError> {
+    use crate::dsr::score::Badge;
     let slug = slug.to_ascii_lowercase();
-    // One round trip: the follower and listed-product counts are sub-selects.
-    let (shop, official_handle, category, followers, listed): (
+    // One round trip: the follower and listed-product counts are sub-selects, the newest
+    // score badge a join.
+    let (shop, official_handle, category, badge, followers, listed): (
         Shop,
         String,
         Category,
+        Option<Badge>,
         Option<i64>,
         Option<i64>,
     ) = crate::per_backend!(conn, |c| shops::table
         .inner_join(users::table)
         .inner_join(categories::table)
+        .left_join(crate::newest_snapshot_join!())
         .filter(shops::slug.eq(&slug))
         .select((
             Shop::as_select(),
             users::handle,
             Category::as_select(),
+            Option::<Badge>::as_select(),
             follows::table
                 .filter(follows::followee_id.eq(shops::official_user_id))
                 .count()
@@ -797,6 +804,7 @@ pub fn storefront(conn: &mut DbConn, slug: &str) -> Result<Storefront, AppError>
         .optional())?
     .ok_or(AppError::NotFound)?;
     Ok(Storefront {
+        badge,
         followers: followers.unwrap_or(0),
         listed: listed.unwrap_or(0),
         official_handle,

@@ -1033,6 +1033,17 @@ async fn product_images_are_checked_thumbnailed_and_ordered() {
         .first(&mut *app.conn())
         .unwrap();
     assert_eq!(cover, imgs[1].2);
+    // The product page follows: the new cover is the big picture, both are thumbnails.
+    let first_picture = |body: &str| -> String {
+        let g = &body[body.find("class=\"card gallery\"").unwrap()..];
+        let at = g.find("/media/").unwrap() + 7;
+        g[at..].chars().take_while(|c| c.is_ascii_digit()).collect()
+    };
+    let product_page = anon.get(&format!("/products/{id}")).await;
+    assert_eq!(first_picture(&product_page.body), imgs[1].1.to_string());
+    assert!(product_page
+        .body
+        .contains(&format!("/media/{}", imgs[0].2.unwrap())));
     // Another shop can neither add nor change them.
     submit_multipart(&other, "/", &action, &[], &[("images", &wide)])
         .await
@@ -1060,6 +1071,11 @@ async fn product_images_are_checked_thumbnailed_and_ordered() {
     .await
     .assert_status(303);
     assert_eq!(service_images(&app, id).len(), 1);
+    let product_page = anon.get(&format!("/products/{id}")).await;
+    assert_eq!(first_picture(&product_page.body), imgs[1].1.to_string());
+    assert!(!product_page
+        .body
+        .contains(&format!("/media/{}\"", imgs[0].1)));
 }
 
 fn service_images(app: &TestApp, id: i64) -> Vec<(i64, i64, Option<i64>)> {
