@@ -489,6 +489,7 @@ diesel::table! {
         product_id -> BigInt,
         rating_id -> BigInt,
         described -> BigInt,
+        created_at -> Timestamp,
     }
 }
 

@@ -218,6 +218,7 @@ pub fn rate(
                     rating_products::product_id.eq(p),
                     rating_products::rating_id.eq(id),
                     rating_products::described.eq(form.described),
+                    rating_products::created_at.eq(now),
                 ))
                 .execute(c)?;
         }
@@ -240,7 +241,12 @@ pub fn product_ratings(
         crate::per_backend!(conn, |c| rating_products::table
             .inner_join(ratings::table.inner_join(users::table))
             .filter(rating_products::product_id.eq(product_id))
-            .order((ratings::created_at.desc(), ratings::id.desc()))
+            // The copies of the rating's time and id: the (product, time, id) index gives the
+            // page in order without sorting the product's ratings.
+            .order((
+                rating_products::created_at.desc(),
+                rating_products::rating_id.desc(),
+            ))
             .limit(PER_PAGE)
             .offset(page.offset(PER_PAGE))
             .select((Rating::as_select(), users::handle))

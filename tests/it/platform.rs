@@ -883,6 +883,24 @@ async fn bench_seed_builds_a_sixty_product_storefront() {
     // 20 ratings, 10 a page, and yesterday's scores in the badge.
     assert!(page.body.contains("20 条评价"));
     assert_eq!(page.body.matches("<article class=\"rating\">").count(), 10);
+    // Newest first, across both pages.
+    let times = |body: &str| -> Vec<String> {
+        body.split("<article class=\"rating\">")
+            .skip(1)
+            .map(|a| {
+                let at = a.find(" · ").unwrap() + " · ".len();
+                a[at..at + 16].to_string()
+            })
+            .collect()
+    };
+    let second = c.get(&format!("/products/{product}?rpage=2")).await;
+    let mut all = times(&page.body);
+    all.extend(times(&second.body));
+    assert_eq!(all.len(), 20);
+    let mut sorted = all.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(all, sorted, "newest first");
+    assert!(all[0] > all[19]);
     let badge = &page.body[page.body.find("id=\"dsr-badge\"").unwrap()..];
     assert!(badge.contains("<dt>描述相符</dt>"), "{}", &badge[..600]);
     assert!(store.body.contains("<dt>描述相符</dt>"));
