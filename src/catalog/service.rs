@@ -706,49 +706,43 @@ pub struct PublicProduct {
 pub fn public_product(conn: &mut DbConn, id: i64) -> Result<PublicProduct, AppError> {
     use crate::db::schema::rating_products as rp;
     use crate::dsr::score::Badge;
-    type Row = (Product, Shop, String, Option<Badge>, [Option<i64>; 5]);
-    let row: Option<Row> = crate::per_backend!(conn, |c| {
-        let stars = |n: i64| {
-            rp::table
-                .filter(rp::product_id.eq(products::id))
-                .filter(rp::described.eq(n))
-                .count()
-                .single_value()
-        };
-        products::table
-            .inner_join(shops::table.inner_join(users::table))
-            .left_join(crate::newest_snapshot_join!())
-            .filter(products::id.eq(id))
-            .filter(products::status.eq("listed"))
-            .filter(shops::status.ne("cleared"))
-            .select((
-                Product::as_select(),
-                Shop::as_select(),
-                users::handle,
-                Option::<Badge>::as_select(),
-                (stars(1), stars(2), stars(3), stars(4), stars(5)),
-            ))
-            .first::<(
-                Product,
-                Shop,
-                String,
-                Option<Badge>,
-                (
-                    Option<i64>,
-                    Option<i64>,
-                    Option<i64>,
-                    Option<i64>,
-                    Option<i64>,
-                ),
-            )>(c)
-            .optional()
-            .map(|r| r.map(|(p, s, h, b, (a, bb, cc, d, e))| (p, s, h, b, [a, bb, cc, d, e])))
-    })?;
-    let (product, shop, official_handle, badge, stars) = row.ok_or(AppError::NotFound)?;
-    let mut histogram = crate::ratings::model::Histogram::default();
-    for (i, n) in stars.into_iter().enumerate() {
-        histogram.counts[i] = n.unwrap_or(0);
-    }
+    type Stars = (
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let row: Option<(Product, Shop, String, Option<Badge>, Stars)> =
+        crate::per_backend!(conn, |c| {
+            let stars = |n: i64| {
+                rp::table
+                    .filter(rp::product_id.eq(products::id))
+                    .filter(rp::described.eq(n))
+                    .count()
+                    .single_value()
+            };
+            products::table
+                .inner_join(shops::table.inner_join(users::table))
+                .left_join(crate::newest_snapshot_join!())
+                .filter(products::id.eq(id))
+                .filter(products::status.eq("listed"))
+                .filter(shops::status.ne("cleared"))
+                .select((
+                    Product::as_select(),
+                    Shop::as_select(),
+                    users::handle,
+                    Option::<Badge>::as_select(),
+                    (stars(1), stars(2), stars(3), stars(4), stars(5)),
+                ))
+                .first(c)
+                .optional()
+        })?;
+    let (product, shop, official_handle, badge, (s1, s2, s3, s4, s5)) =
+        row.ok_or(AppError::NotFound)?;
+    let histogram = crate::ratings::model::Histogram {
+        counts: [s1, s2, s3, s4, s5].map(|n| n.unwrap_or(0)),
+    };
     Ok(PublicProduct {
         skus: skus_of(conn, id)?,
         images: product.gallery(),
