@@ -200,6 +200,7 @@ pub async fn build(settings: Settings, opts: BuildOptions) -> Result<Running, Ap
         secret,
         clock: crate::clock::Clock::default(),
         search_stats: Default::default(),
+        product_ratings: crate::cache::Ttl::new(crate::ratings::service::PRODUCT_RATINGS_TTL),
     });
     let metrics = aw::Data::new(Metrics::default());
     let st = state.clone();

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod cache;
 pub mod catalog;
 pub mod clock;
 pub mod config;

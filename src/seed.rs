@@ -940,10 +940,23 @@ pub fn bench(conn: &mut DbConn, settings: &Settings) -> Result<Vec<String>, AppE
     }
     let yesterday = crate::dsr::job::platform_day(settings.tz, now) - chrono::Duration::days(1);
     crate::dsr::job::run(conn, settings, yesterday, "seed --bench", now)?;
+    refresh_statistics(conn)?;
     Ok(vec![
         "bench data: /shops/bench-shop (60 listed products)".to_string(),
         format!("bench data: /products/{} (10 SKUs, 20 ratings)", ids[0]),
     ])
+}
+
+/// After a bulk load PostgreSQL's planner statistics are far behind (autovacuum catches up
+/// later, and never on a table of a few dozen rows: bench data's ratings kept default guesses,
+/// which planned the product page's ratings as sorts and hash joins, 2× its cost). Refresh them
+/// so queries are planned on real numbers. (SQLite keeps no statistics unless asked, and
+/// haodian's queries are planned without them.)
+fn refresh_statistics(conn: &mut DbConn) -> Result<(), AppError> {
+    if let DbConn::Postgres(c) = conn {
+        diesel::connection::SimpleConnection::batch_execute(c, "ANALYZE")?;
+    }
+    Ok(())
 }
 
 const ADJECTIVES: &[&str] = &[
@@ -1112,12 +1125,7 @@ pub fn scale(
         })?;
         progress(last);
     }
-    // A bulk load leaves PostgreSQL's planner statistics far behind (autovacuum catches up
-    // later); refresh them so the first queries are planned on real numbers. (SQLite keeps no
-    // statistics unless asked, and haodian's queries are planned without them.)
-    if let DbConn::Postgres(c) = conn {
-        diesel::connection::SimpleConnection::batch_execute(c, "ANALYZE")?;
-    }
+    refresh_statistics(conn)?;
     Ok(vec![format!(
         "scale data: {shops} shops, {} listed products, {} SKUs",
         shops * PRODUCTS,

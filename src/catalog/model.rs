@@ -98,7 +98,9 @@ impl Product {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+/// Deserialize: the product page reads SKUs as JSON rows ([`crate::db::json_rows`]), in the
+/// order of these fields.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable, serde::Deserialize)]
 #[diesel(table_name = skus)]
 pub struct Sku {
     pub id: i64,

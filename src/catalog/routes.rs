@@ -14,8 +14,6 @@ use super::service::{self, Decision, Editable, ModerationRow, ProductForm, Produ
 use crate::accounts::{Role, Viewer};
 use crate::error::{AppError, FieldErrors};
 use crate::governance::rules::{Hit, Outcome};
-use crate::ratings::model::{Histogram, RatingRow};
-use crate::ratings::service as ratings;
 use crate::shops::model::Category;
 use crate::shops::service::Membership;
 use crate::web::{self, CsrfForm, FlashLevel, PageCtx, PageQuery, Paginated, State};
@@ -729,8 +727,7 @@ struct ProductPage {
     p: service::PublicProduct,
     can_buy: bool,
     dsr: Option<crate::dsr::score::Badge>,
-    histogram: Histogram,
-    ratings: Paginated<RatingRow>,
+    ratings: std::sync::Arc<crate::ratings::service::ProductRatings>,
 }
 
 impl ProductPage {
@@ -738,7 +735,8 @@ impl ProductPage {
         format!("/products/{}?rpage={n}#ratings", self.p.product.id)
     }
     fn mean_text(&self) -> String {
-        self.histogram
+        self.ratings
+            .histogram
             .mean()
             .map(|m| format!("{m:.1}"))
             .unwrap_or_default()
@@ -757,20 +755,22 @@ async fn product_page(
 ) -> Result<HttpResponse, AppError> {
     let id: i64 = path.parse().map_err(|_| AppError::NotFound)?;
     let page = PageQuery { page: q.rpage };
-    let (mut p, ratings) = web::db_read(&state, move |c, _| {
+    let (mut p, ratings) = web::db_read(&state, move |c, st| {
         let p = service::public_product(c, id)?;
-        let ratings = ratings::product_ratings(c, id, &p.histogram, page)?;
+        let key = format!("{id}:{}", page.number());
+        let ratings = st.product_ratings.get_or(key, || {
+            crate::ratings::service::product_ratings(c, id, page).map(std::sync::Arc::new)
+        })?;
         Ok((p, ratings))
     })
     .await?;
-    let (dsr, histogram) = (p.badge.take(), std::mem::take(&mut p.histogram));
+    let dsr = p.badge.take();
     let can_buy = p.shop.status_at(state.clock.now()).can_sell();
     web::render(&ProductPage {
         ctx,
         p,
         can_buy,
         dsr,
-        histogram,
         ratings,
     })
 }

@@ -4,15 +4,15 @@
 //! substring is then checked. Portable across SQLite and PostgreSQL, no tokenizer needed.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::model::ProductCard;
 use super::service::{lower, PER_PAGE};
+use crate::cache::Ttl;
 use crate::db::schema::{categories, products, search_grams as sg, shops};
 use crate::db::{like_pattern, DbConn};
 use crate::error::AppError;
@@ -160,61 +160,6 @@ pub struct SearchHit {
 type Row = (ProductCard, String, String);
 /// id, sales, lowest and highest price, listed at: what the sorts order by.
 type SortKey = (i64, i64, Option<i64>, Option<i64>, Option<NaiveDateTime>);
-
-/// String-keyed values that are reused for a while, bounded in number (a flood of distinct
-/// queries empties it rather than growing it).
-struct Ttl<V> {
-    map: Mutex<HashMap<String, (Instant, V)>>,
-    ttl: Duration,
-}
-
-impl<V: Clone> Ttl<V> {
-    const MAX_KEYS: usize = 10_000;
-
-    fn new(ttl: Duration) -> Self {
-        Ttl {
-            map: Mutex::default(),
-            ttl,
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, V)>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The value under `key` if it is fresh.
-    fn get(&self, key: &str) -> Option<V> {
-        self.lock()
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, v)| v.clone())
-    }
-
-    fn put(&self, key: String, v: V) {
-        let mut map = self.lock();
-        if map.len() >= Self::MAX_KEYS {
-            map.retain(|_, (at, _)| at.elapsed() < self.ttl);
-            if map.len() >= Self::MAX_KEYS {
-                map.clear();
-            }
-        }
-        map.insert(key, (Instant::now(), v));
-    }
-
-    /// The fresh value under `key`, or `compute`'s (then kept).
-    fn get_or(
-        &self,
-        key: String,
-        compute: impl FnOnce() -> Result<V, AppError>,
-    ) -> Result<V, AppError> {
-        if let Some(v) = self.get(&key) {
-            return Ok(v);
-        }
-        let v = compute()?;
-        self.put(key, v.clone());
-        Ok(v)
-    }
-}
 
 /// Counts that steer the search plan (postings per gram, listed products) and fill the
 /// "N results" header of long result lists, each kept for a minute; result pages and the search

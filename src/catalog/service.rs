@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::model::{parse_yuan, Product, ProductCard, Sku, VariantSpec};
 use crate::accounts::{service as accounts, Role, SessionUser};
+use crate::db::json_rows::{self, JsonRows, JsonSql};
 use crate::db::schema::{
     categories, listing_checks as lc, products, shop_qualifications as sq, shops, skus, users,
 };
@@ -695,62 +696,69 @@ pub struct PublicProduct {
     pub official_handle: String,
     /// The shop's newest scores.
     pub badge: Option<crate::dsr::score::Badge>,
-    /// The product's ratings by stars (as described).
-    pub histogram: crate::ratings::model::Histogram,
 }
 
-/// The product page's data in two statements: the product with its images (the `gallery`
-/// column), its shop, the shop's newest score badge and the star counts in one, then the SKUs.
-/// Every statement is a round trip on PostgreSQL, so the badge and the counts ride along as a
-/// join and sub-selects instead of statements of their own.
-pub fn public_product(conn: &mut DbConn, id: i64) -> Result<PublicProduct, AppError> {
-    use crate::db::schema::rating_products as rp;
-    use crate::dsr::score::Badge;
-    type Stars = (
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-    );
-    let row: Option<(Product, Shop, String, Option<Badge>, Stars)> =
-        crate::per_backend!(conn, |c| {
-            let stars = |n: i64| {
-                rp::table
-                    .filter(rp::product_id.eq(products::id))
-                    .filter(rp::described.eq(n))
-                    .count()
-                    .single_value()
-            };
-            products::table
-                .inner_join(shops::table.inner_join(users::table))
-                .left_join(crate::newest_snapshot_join!())
-                .filter(products::id.eq(id))
-                .filter(products::status.eq("listed"))
-                .filter(shops::status.ne("cleared"))
-                .select((
-                    Product::as_select(),
-                    Shop::as_select(),
-                    users::handle,
-                    Option::<Badge>::as_select(),
-                    (stars(1), stars(2), stars(3), stars(4), stars(5)),
-                ))
-                .first(c)
-                .optional()
-        })?;
-    let (product, shop, official_handle, badge, (s1, s2, s3, s4, s5)) =
-        row.ok_or(AppError::NotFound)?;
-    let histogram = crate::ratings::model::Histogram {
-        counts: [s1, s2, s3, s4, s5].map(|n| n.unwrap_or(0)),
+/// A product's SKUs in display order: a sub-select of the product page's statement (see
+/// [`crate::db::json_rows`]); its argument is the product.
+pub struct ProductSkus;
+
+macro_rules! product_skus {
+    ($agg:literal, $array:literal, $text:literal) => {
+        &[
+            concat!(
+                "(SELECT ",
+                $agg,
+                "(",
+                $array,
+                "(s.id, s.product_id, s.shop_id, s.code, s.attrs, s.price_fen, s.list_price_fen, ",
+                "s.stock, s.position) ORDER BY s.position, s.id)",
+                $text,
+                " FROM skus s WHERE s.product_id = "
+            ),
+            ")",
+        ]
     };
+}
+
+impl JsonSql for ProductSkus {
+    const POSTGRES: &'static [&'static str] =
+        product_skus!("json_agg", "json_build_array", "::text");
+    const SQLITE: &'static [&'static str] = product_skus!("json_group_array", "json_array", "");
+}
+
+/// The product page's product in one statement: the product with its images (the `gallery`
+/// column), its shop, the shop's newest score badge and the SKUs. Every statement is a round
+/// trip on PostgreSQL, so the badge rides along as a join and the SKUs as JSON rows. (The
+/// ratings are read by [`crate::ratings::service::product_ratings`], and may be cached: this
+/// part must be current, as a delisted product or a sold-out SKU must show at once.)
+pub fn public_product(conn: &mut DbConn, id: i64) -> Result<PublicProduct, AppError> {
+    use crate::dsr::score::Badge;
+    type Row = (Product, Shop, String, Option<Badge>, Option<String>);
+    let row: Option<Row> = crate::per_backend!(conn, |c| {
+        products::table
+            .inner_join(shops::table.inner_join(users::table))
+            .left_join(crate::newest_snapshot_join!())
+            .filter(products::id.eq(id))
+            .filter(products::status.eq("listed"))
+            .filter(shops::status.ne("cleared"))
+            .select((
+                Product::as_select(),
+                Shop::as_select(),
+                users::handle,
+                Option::<Badge>::as_select(),
+                JsonRows::<ProductSkus, 1>::new([id]),
+            ))
+            .first(c)
+            .optional()
+    })?;
+    let (product, shop, official_handle, badge, skus) = row.ok_or(AppError::NotFound)?;
     Ok(PublicProduct {
-        skus: skus_of(conn, id)?,
+        skus: json_rows::parse(skus.as_deref())?,
         images: product.gallery(),
         product,
         shop,
         official_handle,
         badge,
-        histogram,
     })
 }
 

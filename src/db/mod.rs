@@ -5,6 +5,7 @@
 //! file). SQLite connections get their pragmas when they are opened, and every writing
 //! transaction on SQLite starts with `BEGIN IMMEDIATE` (see [`write_tx`]).
 
+pub mod json_rows;
 pub mod schema;
 
 use std::time::Duration;

@@ -3,7 +3,9 @@ use diesel::prelude::*;
 
 use crate::db::schema::ratings;
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// Deserialize: the product page reads ratings as JSON rows ([`crate::db::json_rows`]), in the
+/// order of these fields.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Deserialize)]
 #[diesel(table_name = ratings)]
 pub struct Rating {
     pub id: i64,
@@ -15,7 +17,9 @@ pub struct Rating {
     pub body: String,
     pub photo_media_ids: String,
     pub reply: String,
+    #[serde(deserialize_with = "crate::db::json_rows::time_opt")]
     pub replied_at: Option<NaiveDateTime>,
+    #[serde(deserialize_with = "crate::db::json_rows::time")]
     pub created_at: NaiveDateTime,
 }
 

@@ -120,7 +120,9 @@ async fn rate_submit(
             let month = crate::dsr::job::platform_day(st.settings.tz, now)
                 .format("%Y-%m")
                 .to_string();
-            service::rate(c, &me, &n, &f, &photos, now, &month)
+            let rated = service::rate(c, &me, &n, &f, &photos, now, &month)?;
+            st.product_ratings.clear(); // the product pages show it at once
+            Ok(rated)
         })
         .await
         .map(|_| ())
@@ -200,8 +202,10 @@ async fn rating_reply(
 ) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
     let (id, now) = (path.into_inner(), state.clock.now());
-    web::db(&state, move |c, _| {
-        service::reply(c, &me, id, &form.reply, now)
+    web::db(&state, move |c, st| {
+        service::reply(c, &me, id, &form.reply, now)?;
+        st.product_ratings.clear(); // the product pages show it at once
+        Ok(())
     })
     .await?;
     Ok(web::redirect_flash(

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::model::{mask, Histogram, Rating, RatingRow};
 use crate::accounts::{service as accounts, SessionUser};
+use crate::db::json_rows::{self, JsonRows, JsonSql};
 use crate::db::schema::{order_lines, orders, rating_products, ratings, shops, users};
 use crate::db::{is_unique_violation, write_tx, DbConn};
 use crate::dsr::rules;
@@ -226,33 +227,80 @@ pub fn rate(
     })
 }
 
-/// A page of a product's ratings, newest first; `hist` is the product's histogram (it gives
-/// the total, and an empty page needs no query).
+/// A page of a product's ratings, newest first, with the buyers' handles: the JSON rows of
+/// [`product_ratings`] (see [`crate::db::json_rows`]). Its arguments are the product,
+/// the page size and the offset. The (product, time, id) index of `rating_products` gives the
+/// page in order without sorting the product's ratings.
+pub struct ProductRatingsPage;
+
+macro_rules! product_ratings_page {
+    ($agg:literal, $array:literal, $text:literal) => {
+        &[
+            concat!(
+                "(SELECT ", $agg, "(", $array, "(", $array,
+                "(r.id, r.order_id, r.shop_id, r.described, r.service, r.logistics, r.body, ",
+                "r.photo_media_ids, r.reply, r.replied_at, r.created_at), u.handle) ",
+                "ORDER BY p.created_at DESC, p.rating_id DESC)", $text,
+                " FROM (SELECT rating_id, created_at FROM rating_products WHERE product_id = "
+            ),
+            " ORDER BY created_at DESC, rating_id DESC LIMIT ",
+            " OFFSET ",
+            ") p INNER JOIN ratings r ON r.id = p.rating_id INNER JOIN users u ON u.id = r.buyer_id)",
+        ]
+    };
+}
+
+impl JsonSql for ProductRatingsPage {
+    const POSTGRES: &'static [&'static str] =
+        product_ratings_page!("json_agg", "json_build_array", "::text");
+    const SQLITE: &'static [&'static str] =
+        product_ratings_page!("json_group_array", "json_array", "");
+}
+
+/// What the product page shows of a product's ratings.
+#[derive(Debug)]
+pub struct ProductRatings {
+    /// Star counts (as described).
+    pub histogram: Histogram,
+    /// The asked-for page, newest first.
+    pub page: Paginated<RatingRow>,
+}
+
+/// How long a product's ratings are reused by the product page ([`AppState::product_ratings`]):
+/// a new rating or reply shows at once on the node that took it (it clears that node's cache)
+/// and within this on the others.
+///
+/// [`AppState::product_ratings`]: crate::web::AppState::product_ratings
+pub const PRODUCT_RATINGS_TTL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A product's star counts and page `page` of its ratings, in one statement (the page as JSON
+/// rows, see [`crate::db::json_rows`]). It does not check that the product is public: the
+/// product page reads the product itself first.
 pub fn product_ratings(
     conn: &mut DbConn,
     product_id: i64,
-    hist: &Histogram,
     page: PageQuery,
-) -> Result<Paginated<RatingRow>, AppError> {
-    // Most products have no ratings (or the page is past the end): no query then.
-    let rows: Vec<(Rating, String)> = if page.offset(PER_PAGE) >= hist.total() {
-        Vec::new()
-    } else {
-        crate::per_backend!(conn, |c| rating_products::table
-            .inner_join(ratings::table.inner_join(users::table))
-            .filter(rating_products::product_id.eq(product_id))
-            // The copies of the rating's time and id: the (product, time, id) index gives the
-            // page in order without sorting the product's ratings.
-            .order((
-                rating_products::created_at.desc(),
-                rating_products::rating_id.desc(),
-            ))
-            .limit(PER_PAGE)
-            .offset(page.offset(PER_PAGE))
-            .select((Rating::as_select(), users::handle))
-            .load(c))?
+) -> Result<ProductRatings, AppError> {
+    use rating_products as rp;
+    let rows =
+        JsonRows::<ProductRatingsPage, 3>::new([product_id, PER_PAGE, page.offset(PER_PAGE)]);
+    let (s1, s2, s3, s4, s5, json): (i64, i64, i64, i64, i64, Option<String>) =
+        crate::per_backend!(conn, |c| {
+            let stars = |n: i64| {
+                rp::table
+                    .filter(rp::product_id.eq(product_id))
+                    .filter(rp::described.eq(n))
+                    .count()
+                    .single_value()
+                    .assume_not_null()
+            };
+            diesel::select((stars(1), stars(2), stars(3), stars(4), stars(5), rows)).get_result(c)
+        })?;
+    let histogram = Histogram {
+        counts: [s1, s2, s3, s4, s5],
     };
-    let items = rows
+    let rated: Vec<(Rating, String)> = json_rows::parse(json.as_deref())?;
+    let items = rated
         .into_iter()
         .map(|(rating, handle)| RatingRow {
             rating,
@@ -261,11 +309,14 @@ pub fn product_ratings(
             items: String::new(),
         })
         .collect();
-    Ok(Paginated {
-        items,
-        page: page.number(),
-        per_page: PER_PAGE,
-        total: hist.total(),
+    Ok(ProductRatings {
+        page: Paginated {
+            items,
+            page: page.number(),
+            per_page: PER_PAGE,
+            total: histogram.total(),
+        },
+        histogram,
     })
 }
 

@@ -270,6 +270,9 @@ pub struct AppState {
     pub secret: Vec<u8>,
     pub clock: crate::clock::Clock,
     pub search_stats: crate::catalog::search::SearchStats,
+    /// The product page's star counts and rating pages, by "product:page"; cleared by every
+    /// new rating or reply on this node.
+    pub product_ratings: crate::cache::Ttl<std::sync::Arc<crate::ratings::service::ProductRatings>>,
 }
 
 impl AppState {

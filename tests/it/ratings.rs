@@ -55,6 +55,15 @@ async fn a_completed_order_is_rated_once_and_shows_on_the_product_page() {
     let app = spawn_app();
     let m = merchant(&app, "rt_shop").await;
     let sku = product(&app, &m, "真丝睡衣", "", "299", 5).await[0];
+    let pid: i64 = haodian::db::schema::skus::table
+        .find(sku)
+        .select(haodian::db::schema::skus::product_id)
+        .first(&mut *app.conn())
+        .unwrap();
+    // Viewed before any rating (the server keeps product pages' ratings for a while; a new
+    // rating must show at once all the same).
+    let before = app.client().get(&format!("/products/{pid}")).await;
+    assert!(before.body.contains("暂无评价"));
     let (b, no) = paid_order(&app, "rtb", sku, 1).await;
 
     // Not completed yet: the page says so and a post is refused.
@@ -112,11 +121,6 @@ async fn a_completed_order_is_rated_once_and_shows_on_the_product_page() {
     );
 
     // The product page: the rating (escaped), the buyer masked, the histogram.
-    let pid: i64 = haodian::db::schema::skus::table
-        .find(sku)
-        .select(haodian::db::schema::skus::product_id)
-        .first(&mut *app.conn())
-        .unwrap();
     let p = app.client().get(&format!("/products/{pid}")).await;
     p.assert_status(200);
     let at = p
@@ -177,6 +181,14 @@ async fn the_shop_replies_once_and_no_other_shop_can() {
         .await
         .body
         .contains("做工一般"));
+    let pid: i64 = haodian::db::schema::skus::table
+        .find(sku)
+        .select(haodian::db::schema::skus::product_id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let product_page = format!("/products/{pid}");
+    let before = app.client().get(&product_page).await;
+    assert!(before.body.contains("做工一般") && !before.body.contains("补发配件"));
     let action = format!("/merchant/ratings/{id}/reply");
     // Another shop: not found, nothing written.
     rival
@@ -202,6 +214,9 @@ async fn the_shop_replies_once_and_no_other_shop_can() {
         .first(&mut *app.conn())
         .unwrap();
     assert_eq!(reply, "抱歉，已为您补发配件");
+    // Buyers see the reply under the rating at once.
+    let after = app.client().get(&product_page).await;
+    assert!(after.body.contains("抱歉，已为您补发配件"));
     assert!(!m
         .get("/merchant/ratings?unreplied=1")
         .await
