@@ -195,6 +195,7 @@ pub async fn build(settings: Settings, opts: BuildOptions) -> Result<Running, Ap
     let port = listener.local_addr().map_err(AppError::internal)?.port();
     let workers = settings.workers;
     let state = aw::Data::new(AppState {
+        db_turns: tokio::sync::Semaphore::new(settings.pool_size as usize),
         pool,
         settings,
         secret,

@@ -286,12 +286,7 @@ pub async fn middleware(
         .map(|c| c.value().to_string());
     let user = match token.clone() {
         Some(t) if t.len() == 64 => {
-            let st = state.clone();
-            let found = web::blocking(move || {
-                let mut conn = st.conn()?;
-                lookup(&mut conn, &t, st.settings.session_idle)
-            })
-            .await;
+            let found = web::db(&state, move |c, st| lookup(c, &t, st.settings.session_idle)).await;
             match found {
                 Ok(u) => u,
                 Err(e) => {

@@ -273,14 +273,9 @@ pub fn search(
     };
     let cats_key = cats.as_ref().map(|c| format!("{c:?}")).unwrap_or_default();
     let page_key = format!("{} {cats_key} {page_no} {q}", sort.as_str());
-    let (ids, total) = match stats.pages.get(&page_key) {
-        Some(found) => found,
-        None => {
-            let found = find_page(conn, stats, &q, &cats, &cats_key, sort, offset, now)?;
-            stats.pages.put(page_key, found.clone());
-            found
-        }
-    };
+    let (ids, total) = stats.pages.get_or(page_key, || {
+        find_page(conn, stats, &q, &cats, &cats_key, sort, offset, now)
+    })?;
     // The cards, read live: visibility is checked now, whatever the page's age. (Checked here
     // rather than in SQL: with a status filter SQLite's planner, which has no statistics,
     // prefers scanning a status index over looking the ids up.)
