@@ -16,7 +16,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::model::Role;
-use crate::db::schema::{sessions, user_roles, users};
+use crate::db::schema::{sessions, users};
 use crate::db::{write_tx, DbConn};
 use crate::error::AppError;
 use crate::i18n::Locale;
@@ -191,20 +191,39 @@ type SessionRow = (
     Option<NaiveDateTime>,
     Option<i64>,
     String,
+    Option<String>,
 );
 
-/// Resolves a cookie token to its live session's user, enforcing both timeouts; touches the
-/// session (at most once a minute, to spare writes).
-pub fn lookup(
+/// A user's roles as a JSON array: a sub-select of the session lookup's statement, correlated
+/// with its `users` row (see [`crate::db::json_rows`]), so that resolving a session is one
+/// statement (one round trip on PostgreSQL) on every request.
+pub struct UserRoles;
+
+impl crate::db::json_rows::JsonSql for UserRoles {
+    const POSTGRES: &'static [&'static str] =
+        &["(SELECT json_agg(role)::text FROM user_roles WHERE user_roles.user_id = users.id)"];
+    const SQLITE: &'static [&'static str] =
+        &["(SELECT json_group_array(role) FROM user_roles WHERE user_roles.user_id = users.id)"];
+}
+
+/// How often a session's last-seen time is written (idle timeouts are far longer).
+const TOUCH_EVERY: i64 = 60;
+
+/// Resolves a cookie token to its live session's user, enforcing both timeouts, without
+/// writing: the flag says the session is due a [`touch`] (at most once a minute, to spare
+/// writes).
+pub fn find(
     conn: &mut DbConn,
     token: &str,
     idle: std::time::Duration,
-) -> Result<Option<SessionUser>, AppError> {
-    let now = Utc::now().naive_utc();
+    now: NaiveDateTime,
+) -> Result<Option<(SessionUser, bool)>, AppError> {
+    use crate::db::json_rows::{self, JsonRows};
     let idle_cutoff = now - chrono::Duration::from_std(idle).map_err(AppError::internal)?;
-    let row: Option<SessionRow> = sessions::table
+    let hash = hash_token(token);
+    let row: Option<SessionRow> = crate::per_backend!(conn, |c| sessions::table
         .inner_join(users::table)
-        .filter(sessions::token_hash.eq(hash_token(token)))
+        .filter(sessions::token_hash.eq(&hash))
         .filter(sessions::expires_at.gt(now))
         .filter(sessions::last_seen_at.gt(idle_cutoff))
         .select((
@@ -218,29 +237,31 @@ pub fn lookup(
             users::email_verified_at,
             users::avatar_media_id,
             sessions::mfa,
+            JsonRows::<UserRoles, 0>::new([]),
         ))
-        .first(conn)
-        .optional()?;
-    let Some((sid, last_seen, uid, email, handle, display_name, locale, verified, avatar, mfa)) =
-        row
+        .first(c)
+        .optional())?;
+    let Some((
+        sid,
+        last_seen,
+        uid,
+        email,
+        handle,
+        display_name,
+        locale,
+        verified,
+        avatar,
+        mfa,
+        roles,
+    )) = row
     else {
         return Ok(None);
     };
-    if now - last_seen > chrono::Duration::seconds(60) {
-        write_tx(conn, |c| {
-            diesel::update(sessions::table.find(sid))
-                .set(sessions::last_seen_at.eq(now))
-                .execute(c)
-        })?;
-    }
-    let roles = user_roles::table
-        .filter(user_roles::user_id.eq(uid))
-        .select(user_roles::role)
-        .load::<String>(conn)?
+    let roles = json_rows::parse::<String>(roles.as_deref())?
         .iter()
         .filter_map(|r| Role::parse(r))
         .collect();
-    Ok(Some(SessionUser {
+    let user = SessionUser {
         id: uid,
         session_id: sid,
         email,
@@ -251,7 +272,39 @@ pub fn lookup(
         email_verified: verified.is_some(),
         avatar_media_id: avatar,
         mfa: Mfa::parse(&mfa),
-    }))
+    };
+    Ok(Some((
+        user,
+        now - last_seen > chrono::Duration::seconds(TOUCH_EVERY),
+    )))
+}
+
+/// Records that the session was used now (its idle timeout starts again).
+pub fn touch(conn: &mut DbConn, session_id: i64, now: NaiveDateTime) -> Result<(), AppError> {
+    write_tx(conn, |c| {
+        diesel::update(sessions::table.find(session_id))
+            .set(sessions::last_seen_at.eq(now))
+            .execute(c)
+    })?;
+    Ok(())
+}
+
+/// [`find`] and, when due, [`touch`] on one connection.
+pub fn lookup(
+    conn: &mut DbConn,
+    token: &str,
+    idle: std::time::Duration,
+) -> Result<Option<SessionUser>, AppError> {
+    let now = Utc::now().naive_utc();
+    match find(conn, token, idle, now)? {
+        Some((user, due)) => {
+            if due {
+                touch(conn, user.session_id, now)?;
+            }
+            Ok(Some(user))
+        }
+        None => Ok(None),
+    }
 }
 
 fn skip_session(path: &str) -> bool {
@@ -286,7 +339,23 @@ pub async fn middleware(
         .map(|c| c.value().to_string());
     let user = match token.clone() {
         Some(t) if t.len() == 64 => {
-            let found = web::db(&state, move |c, st| lookup(c, &t, st.settings.session_idle)).await;
+            // A read on every request (on SQLite without a trip to the blocking pool when a
+            // connection is free); the write, once a minute per session, goes its own way.
+            let now = Utc::now().naive_utc();
+            let found = match web::db_read(&state, move |c, st| {
+                find(c, &t, st.settings.session_idle, now)
+            })
+            .await
+            {
+                Ok(Some((u, true))) => {
+                    let sid = u.session_id;
+                    web::db(&state, move |c, _| touch(c, sid, now))
+                        .await
+                        .map(|()| Some(u))
+                }
+                Ok(found) => Ok(found.map(|(u, _)| u)),
+                Err(e) => Err(e),
+            };
             match found {
                 Ok(u) => u,
                 Err(e) => {

@@ -64,7 +64,9 @@ fn price_range(min: Option<i64>, max: Option<i64>) -> String {
 
 /// What a product grid shows of a product (storefront, profile, search): only these columns
 /// are read, so a page of cards does not load descriptions or parse timestamps.
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// Deserialize: the storefront reads its first page of cards as JSON rows
+/// ([`crate::db::json_rows`]), in the order of these fields.
+#[derive(Debug, Clone, Queryable, Selectable, serde::Deserialize)]
 #[diesel(table_name = products)]
 pub struct ProductCard {
     pub id: i64,

@@ -363,6 +363,16 @@ pub fn save_skus(
     }
     e.into_result()?;
     let result = write_tx(conn, |c| {
+        // Codes are unique per shop and updated one row at a time, so a grid that swaps or
+        // shifts codes among its own SKUs would clash with itself half way: the SKUs whose
+        // code changes first take a placeholder no merchant code can be (`~` is not allowed).
+        for (sku_id, code, ..) in &clean {
+            if existing.iter().any(|s| s.id == *sku_id && s.code != *code) {
+                diesel::update(skus::table.find(sku_id).filter(skus::product_id.eq(id)))
+                    .set(skus::code.eq(format!("~{sku_id}")))
+                    .execute(c)?;
+            }
+        }
         for (sku_id, code, price, list, stock) in &clean {
             diesel::update(skus::table.find(sku_id).filter(skus::product_id.eq(id)))
                 .set((
@@ -777,6 +787,34 @@ pub fn shop_categories(conn: &mut DbConn, shop_id: i64) -> Result<Vec<Category>,
         .order((categories::sort_order, categories::id))
         .select(Category::as_select())
         .load(c))?)
+}
+
+/// A page of a shop's listed product cards, newest first: a sub-select of the storefront's
+/// statement (see [`crate::db::json_rows`] and [`crate::shops::service::storefront`]),
+/// correlated with the statement's `shops` row; its arguments are the page size and the
+/// offset. The order is [`shop_products`]'s, on the same `(shop, status, listed_at)` index.
+pub struct ShopCards;
+
+macro_rules! shop_cards {
+    ($agg:literal, $array:literal, $text:literal) => {
+        &[
+            concat!(
+                "(SELECT ", $agg, "(", $array,
+                "(p.id, p.title, p.price_min, p.price_max, p.sales_count, p.cover_media_id) ",
+                "ORDER BY p.listed_at DESC, p.id DESC)", $text,
+                " FROM (SELECT id, title, price_min, price_max, sales_count, cover_media_id, listed_at",
+                " FROM products WHERE products.shop_id = shops.id AND products.status = 'listed'",
+                " ORDER BY listed_at DESC, id DESC LIMIT "
+            ),
+            " OFFSET ",
+            ") p)",
+        ]
+    };
+}
+
+impl JsonSql for ShopCards {
+    const POSTGRES: &'static [&'static str] = shop_cards!("json_agg", "json_build_array", "::text");
+    const SQLITE: &'static [&'static str] = shop_cards!("json_group_array", "json_array", "");
 }
 
 /// Listed products of a shop, newest first, optionally matching `q` and a category.

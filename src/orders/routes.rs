@@ -119,6 +119,19 @@ fn owner(viewer: &Viewer) -> Result<String, AppError> {
 
 /// Loads the cart, first carrying an anonymous visitor's cart over to the account.
 async fn load_cart(state: &State, viewer: &Viewer) -> Result<Cart, AppError> {
+    Ok(load_cart_with(state, viewer, |_| Ok(())).await?.0)
+}
+
+/// [`load_cart`], and what `more` reads, in one trip to the database.
+async fn load_cart_with<T, F>(
+    state: &State,
+    viewer: &Viewer,
+    more: F,
+) -> Result<(Cart, T), AppError>
+where
+    F: FnOnce(&mut crate::db::DbConn) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
     let owner = owner(viewer)?;
     let (user, visitor, now) = (
         viewer.user.as_ref().map(|u| u.id),
@@ -129,7 +142,7 @@ async fn load_cart(state: &State, viewer: &Viewer) -> Result<Cart, AppError> {
         if let Some(uid) = user {
             service::merge_visitor_cart(c, uid, &visitor, now)?;
         }
-        service::cart(c, &owner, now)
+        Ok((service::cart(c, &owner, now)?, more(c)?))
     })
     .await
 }
@@ -241,8 +254,8 @@ async fn render_checkout(
     attempt: Option<Attempt>,
 ) -> Result<HttpResponse, AppError> {
     let me = viewer.require_user()?.clone();
-    let cart = load_cart(state, viewer).await?;
-    let addresses = web::db(state, move |c, _| service::addresses_of(c, me.id)).await?;
+    let (cart, addresses) =
+        load_cart_with(state, viewer, move |c| service::addresses_of(c, me.id)).await?;
     let a = attempt.unwrap_or(Attempt {
         status: StatusCode::OK,
         form: CheckoutForm::default(),

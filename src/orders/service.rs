@@ -78,24 +78,27 @@ fn upsert_line(
     qty: i64,
     now: NaiveDateTime,
 ) -> Result<(), AppError> {
+    use diesel::dsl::case_when;
+    let qty = qty.clamp(0, MAX_QTY);
+    // One statement: a new line, or the quantities added up and capped at MAX_QTY.
+    let added = cart_items::quantity + qty;
     crate::per_backend!(c, |c| diesel::insert_into(cart_items::table)
         .values((
             cart_items::owner.eq(owner),
             cart_items::sku_id.eq(sku_id),
-            cart_items::quantity.eq(qty.min(MAX_QTY)),
+            cart_items::quantity.eq(qty),
             cart_items::added_at.eq(now),
         ))
         .on_conflict((cart_items::owner, cart_items::sku_id))
         .do_update()
-        .set(cart_items::quantity.eq(cart_items::quantity + qty))
+        .set(
+            cart_items::quantity.eq(case_when::<_, _, diesel::sql_types::BigInt>(
+                added.gt(MAX_QTY),
+                MAX_QTY
+            )
+            .otherwise(added))
+        )
         .execute(c))?;
-    diesel::update(
-        cart_items::table
-            .filter(cart_items::owner.eq(owner))
-            .filter(cart_items::quantity.gt(MAX_QTY)),
-    )
-    .set(cart_items::quantity.eq(MAX_QTY))
-    .execute(c)?;
     Ok(())
 }
 
@@ -134,19 +137,17 @@ pub fn cart_add(
         return Err(AppError::Conflict("cart.sold_out"));
     }
     write_tx(conn, |c| {
+        upsert_line(c, owner, sku_id, qty, now)?;
+        // Adding to a line already there does not change the count: more lines than allowed
+        // means this one was new, and it rolls back.
         let lines: i64 = cart_items::table
             .filter(cart_items::owner.eq(owner))
             .count()
             .get_result(c)?;
-        let present: i64 = cart_items::table
-            .filter(cart_items::owner.eq(owner))
-            .filter(cart_items::sku_id.eq(sku_id))
-            .count()
-            .get_result(c)?;
-        if present == 0 && lines >= MAX_CART_LINES {
+        if lines > MAX_CART_LINES {
             return Err(AppError::Conflict("cart.full"));
         }
-        upsert_line(c, owner, sku_id, qty, now)
+        Ok(())
     })
 }
 
@@ -542,24 +543,27 @@ pub fn checkout(
     let note: String = form.note.trim().chars().take(200).collect();
     let owner = format!("u{}", me.id);
     write_tx(conn, |c| {
-        // The key first: a second request with it waits here for the first to finish.
-        let inserted = crate::per_backend!(c, |c| diesel::insert_into(checkouts::table)
-            .values((
-                checkouts::buyer_id.eq(me.id),
-                checkouts::idem_key.eq(&form.key),
-                checkouts::total_fen.eq(0i64),
-                checkouts::created_at.eq(now),
-            ))
-            .on_conflict_do_nothing()
-            .execute(c))?;
-        let checkout_id: i64 = checkouts::table
-            .filter(checkouts::buyer_id.eq(me.id))
-            .filter(checkouts::idem_key.eq(&form.key))
-            .select(checkouts::id)
-            .first(c)?;
-        if inserted == 0 {
-            return Ok(checkout_id);
-        }
+        // The key first: a second request with it waits here for the first to finish, then
+        // inserts nothing and returns the checkout the first one made.
+        let inserted: Option<i64> =
+            crate::per_backend!(c, |c| diesel::insert_into(checkouts::table)
+                .values((
+                    checkouts::buyer_id.eq(me.id),
+                    checkouts::idem_key.eq(&form.key),
+                    checkouts::total_fen.eq(0i64),
+                    checkouts::created_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .returning(checkouts::id)
+                .get_result(c)
+                .optional())?;
+        let Some(checkout_id) = inserted else {
+            return Ok(checkouts::table
+                .filter(checkouts::buyer_id.eq(me.id))
+                .filter(checkouts::idem_key.eq(&form.key))
+                .select(checkouts::id)
+                .first(c)?);
+        };
         let addr_id = form
             .address_id
             .ok_or_else(|| AppError::field("address_id", "address_required"))?;
@@ -587,25 +591,6 @@ pub fn checkout(
         if form.expected_total.is_some_and(|t| t != total) {
             return Err(AppError::Conflict("checkout.prices_changed"));
         }
-        // Stock: one conditional update per SKU, in id order (no deadlocks between checkouts).
-        let mut by_sku: Vec<&CartLine> = buy.iter().map(|(_, l)| *l).collect();
-        by_sku.sort_by_key(|l| l.sku_id);
-        let mut short = Vec::new();
-        for l in &by_sku {
-            let n = diesel::update(
-                skus::table
-                    .filter(skus::id.eq(l.sku_id))
-                    .filter(skus::stock.ge(l.quantity)),
-            )
-            .set(skus::stock.eq(skus::stock - l.quantity))
-            .execute(c)?;
-            if n == 0 {
-                short.push(l.sku_id);
-            }
-        }
-        if !short.is_empty() {
-            return Err(AppError::ConflictOn("checkout.sold_out", short));
-        }
         let deadline = now + Duration::minutes(pay_minutes);
         let region = format!("{} {} {}", addr.province, addr.city, addr.district);
         let mut per_shop: BTreeMap<i64, Vec<&CartLine>> = BTreeMap::new();
@@ -615,43 +600,40 @@ pub fn checkout(
         for (shop_id, lines) in &per_shop {
             let items: i64 = lines.iter().map(|l| l.amount()).sum();
             // Order numbers are random (they reveal no volumes); a rare clash with an
-            // existing number is retried inside a savepoint, which keeps the checkout's
-            // transaction usable on PostgreSQL.
-            let mut attempt = 0;
-            let no = loop {
-                let no = order_no(now);
-                let inserted = write_tx(c, |c| {
-                    diesel::insert_into(orders::table)
-                        .values((
-                            orders::order_no.eq(&no),
-                            orders::checkout_id.eq(checkout_id),
-                            orders::buyer_id.eq(me.id),
-                            orders::shop_id.eq(shop_id),
-                            orders::status.eq(OrderStatus::PendingPayment.as_str()),
-                            orders::items_fen.eq(items),
-                            orders::shipping_fen.eq(0i64),
-                            orders::total_fen.eq(items),
-                            orders::recipient.eq(&addr.recipient),
-                            orders::phone.eq(&addr.phone),
-                            orders::region.eq(&region),
-                            orders::address_detail.eq(&addr.detail),
-                            orders::buyer_note.eq(&note),
-                            orders::created_at.eq(now),
-                            orders::pay_deadline.eq(deadline),
-                            orders::updated_at.eq(now),
-                        ))
-                        .execute(c)
-                });
-                match inserted {
-                    Ok(_) => break no,
-                    Err(e) if crate::db::is_unique_violation(&e) && attempt < 5 => attempt += 1,
-                    Err(e) => return Err(e.into()),
+            // existing number inserts nothing (no error, so the transaction stays usable on
+            // PostgreSQL without a savepoint) and is tried again with another number.
+            let mut order_id = None;
+            for _ in 0..6 {
+                order_id = crate::per_backend!(c, |c| diesel::insert_into(orders::table)
+                    .values((
+                        orders::order_no.eq(order_no(now)),
+                        orders::checkout_id.eq(checkout_id),
+                        orders::buyer_id.eq(me.id),
+                        orders::shop_id.eq(shop_id),
+                        orders::status.eq(OrderStatus::PendingPayment.as_str()),
+                        orders::items_fen.eq(items),
+                        orders::shipping_fen.eq(0i64),
+                        orders::total_fen.eq(items),
+                        orders::recipient.eq(&addr.recipient),
+                        orders::phone.eq(&addr.phone),
+                        orders::region.eq(&region),
+                        orders::address_detail.eq(&addr.detail),
+                        orders::buyer_note.eq(&note),
+                        orders::created_at.eq(now),
+                        orders::pay_deadline.eq(deadline),
+                        orders::updated_at.eq(now),
+                    ))
+                    .on_conflict(orders::order_no)
+                    .do_nothing()
+                    .returning(orders::id)
+                    .get_result::<i64>(c)
+                    .optional())?;
+                if order_id.is_some() {
+                    break;
                 }
-            };
-            let order_id: i64 = orders::table
-                .filter(orders::order_no.eq(&no))
-                .select(orders::id)
-                .first(c)?;
+            }
+            let order_id = order_id
+                .ok_or_else(|| AppError::Internal("no free order number in 6 tries".into()))?;
             for l in lines {
                 diesel::insert_into(order_lines::table)
                     .values((
@@ -671,13 +653,42 @@ pub fn checkout(
         diesel::update(checkouts::table.find(checkout_id))
             .set(checkouts::total_fen.eq(total))
             .execute(c)?;
-        let bought: Vec<i64> = by_sku.iter().map(|l| l.sku_id).collect();
+        // The bought lines leave the cart (a sub-select rather than an IN list of ids, so the
+        // statement is prepared once).
         diesel::delete(
             cart_items::table
                 .filter(cart_items::owner.eq(&owner))
-                .filter(cart_items::sku_id.eq_any(&bought)),
+                .filter(
+                    cart_items::sku_id.eq_any(
+                        order_lines::table
+                            .inner_join(orders::table)
+                            .filter(orders::checkout_id.eq(checkout_id))
+                            .select(order_lines::sku_id),
+                    ),
+                ),
         )
         .execute(c)?;
+        // Stock last, so that on PostgreSQL a SKU's row lock is held only from here to the
+        // commit (a hot SKU's buyers queue on it): one conditional update per SKU, in id
+        // order (no deadlocks between checkouts). Any SKU short rolls everything back.
+        let mut by_sku: Vec<&CartLine> = buy.iter().map(|(_, l)| *l).collect();
+        by_sku.sort_by_key(|l| l.sku_id);
+        let mut short = Vec::new();
+        for l in &by_sku {
+            let n = diesel::update(
+                skus::table
+                    .filter(skus::id.eq(l.sku_id))
+                    .filter(skus::stock.ge(l.quantity)),
+            )
+            .set(skus::stock.eq(skus::stock - l.quantity))
+            .execute(c)?;
+            if n == 0 {
+                short.push(l.sku_id);
+            }
+        }
+        if !short.is_empty() {
+            return Err(AppError::ConflictOn("checkout.sold_out", short));
+        }
         Ok(checkout_id)
     })
 }

@@ -710,7 +710,10 @@ async fn storefront(
     let category = q.category.as_deref().and_then(|c| c.parse::<i64>().ok());
     let now = state.clock.now();
     let (mut s, products, categories) = web::db_read(&state, move |c, st| {
-        let mut s = service::storefront(c, &slug)?;
+        // Unfiltered, the shop's statement brings the page of products and their count.
+        let unfiltered = qq.trim().is_empty() && category.is_none();
+        let grid = unfiltered.then(|| (STORE_PAGE, page.offset(STORE_PAGE)));
+        let mut s = service::storefront(c, &slug, grid)?;
         // A cleared shop's products never appear in public.
         if s.shop.status_at(now) == ShopStatus::Cleared {
             let none = Paginated {
@@ -720,13 +723,21 @@ async fn storefront(
                 total: 0,
             };
             s.badge = None;
+            s.cards.clear();
             return Ok((s, none, Vec::new()));
         }
-        // Unfiltered, the shop header already counted the listed products.
-        let known = (qq.trim().is_empty() && category.is_none()).then_some(s.listed);
-        let products = crate::catalog::service::shop_products(
-            c, s.shop.id, &qq, category, page, STORE_PAGE, known,
-        )?;
+        let products = if unfiltered {
+            Paginated {
+                items: std::mem::take(&mut s.cards),
+                page: page.number(),
+                per_page: STORE_PAGE,
+                total: s.listed,
+            }
+        } else {
+            crate::catalog::service::shop_products(
+                c, s.shop.id, &qq, category, page, STORE_PAGE, None,
+            )?
+        };
         let categories = st.search_stats.shop_categories(s.shop.id, || {
             crate::catalog::service::shop_categories(c, s.shop.id)
         })?;

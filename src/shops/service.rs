@@ -766,44 +766,61 @@ pub struct Storefront {
     pub listed: i64,
     /// The shop's newest scores.
     pub badge: Option<crate::dsr::score::Badge>,
+    /// The page of listed products asked for (unfiltered, newest first), empty when none was.
+    pub cards: Vec<crate::catalog::model::ProductCard>,
 }
 
-pub fn storefront(conn: &mut DbConn, slug: &str) -> Result<Storefront, AppError> {
+/// A storefront's header and, when `grid` names a page (size and offset), that page of its
+/// unfiltered product grid. One round trip: the follower and listed-product counts are
+/// sub-selects, the newest score badge a join and the grid JSON rows
+/// ([`crate::catalog::service::ShopCards`]); on PostgreSQL every statement is a round trip.
+pub fn storefront(
+    conn: &mut DbConn,
+    slug: &str,
+    grid: Option<(i64, i64)>,
+) -> Result<Storefront, AppError> {
+    use crate::catalog::service::ShopCards;
+    use crate::db::json_rows::{self, JsonRows};
     use crate::dsr::score::Badge;
     let slug = slug.to_ascii_lowercase();
-    // One round trip: the follower and listed-product counts are sub-selects, the newest
-    // score badge a join.
-    let (shop, official_handle, category, badge, followers, listed): (
+    // No page asked for: a LIMIT 0 sub-select, so that both cases are one prepared statement.
+    let (limit, offset) = grid.unwrap_or((0, 0));
+    type Row = (
         Shop,
         String,
         Category,
         Option<Badge>,
         Option<i64>,
         Option<i64>,
-    ) = crate::per_backend!(conn, |c| shops::table
-        .inner_join(users::table)
-        .inner_join(categories::table)
-        .left_join(crate::newest_snapshot_join!())
-        .filter(shops::slug.eq(&slug))
-        .select((
-            Shop::as_select(),
-            users::handle,
-            Category::as_select(),
-            Option::<Badge>::as_select(),
-            follows::table
-                .filter(follows::followee_id.eq(shops::official_user_id))
-                .count()
-                .single_value(),
-            products::table
-                .filter(products::shop_id.eq(shops::id))
-                .filter(products::status.eq("listed"))
-                .count()
-                .single_value(),
-        ))
-        .first(c)
-        .optional())?
-    .ok_or(AppError::NotFound)?;
+        Option<String>,
+    );
+    let (shop, official_handle, category, badge, followers, listed, cards): Row =
+        crate::per_backend!(conn, |c| shops::table
+            .inner_join(users::table)
+            .inner_join(categories::table)
+            .left_join(crate::newest_snapshot_join!())
+            .filter(shops::slug.eq(&slug))
+            .select((
+                Shop::as_select(),
+                users::handle,
+                Category::as_select(),
+                Option::<Badge>::as_select(),
+                follows::table
+                    .filter(follows::followee_id.eq(shops::official_user_id))
+                    .count()
+                    .single_value(),
+                products::table
+                    .filter(products::shop_id.eq(shops::id))
+                    .filter(products::status.eq("listed"))
+                    .count()
+                    .single_value(),
+                JsonRows::<ShopCards, 2>::new([limit, offset]),
+            ))
+            .first(c)
+            .optional())?
+        .ok_or(AppError::NotFound)?;
     Ok(Storefront {
+        cards: json_rows::parse(cards.as_deref())?,
         badge,
         followers: followers.unwrap_or(0),
         listed: listed.unwrap_or(0),

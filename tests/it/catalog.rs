@@ -354,24 +354,32 @@ async fn the_sku_grid_writes_nothing_when_any_row_is_bad() {
         .unwrap();
     assert_eq!(before, after, "the good row was not written either");
     // Duplicate codes are refused; then a good grid saves.
-    let dup = [
-        (format!("sku_{a}_code"), "SAME"),
-        (format!("sku_{a}_price"), "59.9"),
-        (format!("sku_{a}_list_price"), ""),
-        (format!("sku_{a}_stock"), "1"),
-        (format!("sku_{b}_code"), "SAME"),
-        (format!("sku_{b}_price"), "59.9"),
-        (format!("sku_{b}_list_price"), ""),
-        (format!("sku_{b}_stock"), "1"),
-    ];
-    let refs: Vec<(&str, &str)> = dup.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    c.submit(
-        &format!("/merchant/products/{id}"),
-        &format!("/merchant/products/{id}/skus"),
-        &refs,
-    )
-    .await
-    .assert_status(422);
+    let save_codes = |code_a: String, code_b: String| {
+        let c = c.clone();
+        let (a, b) = (a.clone(), b.clone());
+        async move {
+            let mut fields = Vec::new();
+            for (sku, code) in [(&a, code_a), (&b, code_b)] {
+                fields.push((format!("sku_{sku}_code"), code));
+                fields.push((format!("sku_{sku}_price"), "59.9".to_string()));
+                fields.push((format!("sku_{sku}_list_price"), String::new()));
+                fields.push((format!("sku_{sku}_stock"), "10".to_string()));
+            }
+            let refs: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            c.submit(
+                &format!("/merchant/products/{id}"),
+                &format!("/merchant/products/{id}/skus"),
+                &refs,
+            )
+            .await
+        }
+    };
+    save_codes("SAME".into(), "SAME".into())
+        .await
+        .assert_status(422);
     price_all(&app, &c, id, "59.9", "", "10")
         .await
         .assert_status(303);
@@ -387,6 +395,20 @@ async fn the_sku_grid_writes_nothing_when_any_row_is_bad() {
         .first(&mut *app.conn())
         .unwrap();
     assert_eq!(range, (Some(5990), Some(5990)));
+    // Two SKUs swap their codes in one save (each code is held by the other SKU until then).
+    let codes = |app: &TestApp| -> Vec<String> {
+        skus::table
+            .filter(skus::product_id.eq(id))
+            .order(skus::id)
+            .select(skus::code)
+            .load(&mut *app.conn())
+            .unwrap()
+    };
+    let old = codes(&app);
+    save_codes(old[1].clone(), old[0].clone())
+        .await
+        .assert_status(303);
+    assert_eq!(codes(&app), vec![old[1].clone(), old[0].clone()]);
 }
 
 #[tokio::test]

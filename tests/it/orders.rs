@@ -421,6 +421,46 @@ pub async fn buyers(app: &TestApp, prefix: &str, n: usize) -> Vec<Client> {
 }
 
 #[tokio::test]
+async fn a_cart_line_stops_at_99_and_a_cart_at_100_lines() {
+    use haodian::db::schema::cart_items;
+    let app = spawn_app();
+    let m = merchant(&app, "many_skus").await;
+    let grid = "颜色: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10\n尺码: A, B, C, D, E, F, G, H, I, J";
+    let hundred = product(&app, &m, "百色袜子", grid, "9", 500).await;
+    assert_eq!(hundred.len(), 100);
+    let extra = product(&app, &m, "另一双袜子", "", "9", 500).await[0];
+    let b = app.logged_in("full_cart", Role::Buyer).await;
+    let lines = |app: &TestApp| -> Vec<(i64, i64)> {
+        cart_items::table
+            .order(cart_items::sku_id)
+            .select((cart_items::sku_id, cart_items::quantity))
+            .load(&mut *app.conn())
+            .unwrap()
+    };
+    // Quantities add up and stop at 99.
+    add_to_cart(&b, hundred[0], 60).await.assert_status(303);
+    add_to_cart(&b, hundred[0], 60).await.assert_status(303);
+    assert_eq!(lines(&app), vec![(hundred[0], 99)]);
+    for sku in &hundred[1..] {
+        add_to_cart(&b, *sku, 1).await.assert_status(303);
+    }
+    assert_eq!(lines(&app).len(), 100);
+    // A 101st line is refused and nothing is written; adding to a line already there works.
+    let full = add_to_cart(&b, extra, 1).await;
+    full.assert_status(409);
+    assert!(
+        full.body.contains("购物车最多放 100 种商品"),
+        "{}",
+        full.body
+    );
+    let after = lines(&app);
+    assert_eq!(after.len(), 100);
+    assert!(after.iter().all(|(sku, _)| *sku != extra));
+    add_to_cart(&b, hundred[1], 2).await.assert_status(303);
+    assert!(lines(&app).contains(&(hundred[1], 3)));
+}
+
+#[tokio::test]
 async fn fifty_buyers_on_ten_in_stock_make_exactly_ten_orders() {
     let app = spawn_app();
     let m = merchant(&app, "hot_seller").await;

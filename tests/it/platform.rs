@@ -877,6 +877,22 @@ async fn bench_seed_builds_a_sixty_product_storefront() {
         "24 a page"
     );
     assert!(store.body.contains("第 1 / 3 页"));
+    // The three pages hold the 60 products, each once; the last page the remaining 12.
+    let ids = |body: &str| -> Vec<String> {
+        body.split("class=\"card product-card\" href=\"/products/")
+            .skip(1)
+            .map(|a| a[..a.find('"').unwrap()].to_string())
+            .collect()
+    };
+    let mut all_ids = ids(&store.body);
+    for n in [2, 3] {
+        let p = c.get(&format!("/shops/bench-shop?page={n}")).await;
+        p.assert_status(200);
+        assert_eq!(ids(&p.body).len(), if n == 3 { 12 } else { 24 }, "page {n}");
+        all_ids.extend(ids(&p.body));
+    }
+    let distinct: std::collections::BTreeSet<_> = all_ids.iter().collect();
+    assert_eq!((all_ids.len(), distinct.len()), (60, 60));
     let page = c.get(&format!("/products/{product}")).await;
     page.assert_status(200);
     assert_eq!(page.body.matches("class=\"sku-option").count(), 10);
