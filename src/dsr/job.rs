@@ -760,6 +760,7 @@ pub fn score_day(
             let mut cleared = 0;
             let mut emails = 0;
             let mut rows = Vec::with_capacity(fresh.len());
+            let mut mails = Vec::new();
             for s in &fresh {
                 let shop = info.get(&s.shop_id);
                 let mut tier = s.tier;
@@ -784,7 +785,7 @@ pub fn score_day(
                         None => !matches!(tier, "unrated" | "normal"),
                     };
                     if changed && shop.status != "cleared" {
-                        tier_mail(c, shop, before.unwrap_or("unrated"), tier, s.score)?;
+                        mails.push(tier_mail(shop, before.unwrap_or("unrated"), tier, s.score));
                         emails += 1;
                     }
                 }
@@ -812,6 +813,7 @@ pub fn score_day(
                     created_at: now,
                 });
             }
+            mail::enqueue_many(c, &mails)?;
             if !rows.is_empty() {
                 crate::per_backend!(c, |c| diesel::insert_into(snap::table)
                     .values(&rows)
@@ -858,13 +860,8 @@ pub fn score_day(
     Ok(summary)
 }
 
-fn tier_mail(
-    c: &mut DbConn,
-    shop: &ShopRow,
-    before: &str,
-    after: &str,
-    score: Option<f64>,
-) -> Result<(), AppError> {
+/// The email telling a shop its tier changed (queued with the batch's snapshots).
+fn tier_mail<'a>(shop: &'a ShopRow, before: &str, after: &str, score: Option<f64>) -> Outgoing<'a> {
     let l = shop
         .locale
         .as_deref()
@@ -874,32 +871,29 @@ fn tier_mail(
     let score = score
         .map(|s| format!("{s:.2}"))
         .unwrap_or_else(|| "—".into());
-    mail::enqueue(
-        c,
-        &Outgoing {
-            to: &shop.email,
-            kind: "dsr_tier",
-            subject: i18n::tf(
-                l,
-                "mail.dsr_tier.subject",
-                &[("shop", &shop.name), ("tier", &name(after))],
-            ),
-            body: i18n::tf(
-                l,
-                "mail.dsr_tier.body",
-                &[
-                    ("shop", &shop.name),
-                    ("before", &name(before)),
-                    ("after", &name(after)),
-                    ("score", &score),
-                    (
-                        "consequence",
-                        &i18n::t(l, &format!("dsr.consequence.{after}")),
-                    ),
-                ],
-            ),
-        },
-    )
+    Outgoing {
+        to: &shop.email,
+        kind: "dsr_tier",
+        subject: i18n::tf(
+            l,
+            "mail.dsr_tier.subject",
+            &[("shop", &shop.name), ("tier", &name(after))],
+        ),
+        body: i18n::tf(
+            l,
+            "mail.dsr_tier.body",
+            &[
+                ("shop", &shop.name),
+                ("before", &name(before)),
+                ("after", &name(after)),
+                ("score", &score),
+                (
+                    "consequence",
+                    &i18n::t(l, &format!("dsr.consequence.{after}")),
+                ),
+            ],
+        ),
+    }
 }
 
 #[cfg(test)]
