@@ -30,9 +30,42 @@ pub struct Outgoing<'a> {
     pub body: String,
 }
 
+/// An outbox row as queued: pending, due now.
+#[derive(Insertable)]
+#[diesel(table_name = mo)]
+struct NewMail<'a> {
+    to_addr: &'a str,
+    subject: &'a str,
+    body_text: &'a str,
+    kind: &'a str,
+    status: &'a str,
+    attempts: i64,
+    next_attempt_at: chrono::NaiveDateTime,
+    created_at: chrono::NaiveDateTime,
+}
+
+impl<'a> NewMail<'a> {
+    fn of(m: &'a Outgoing<'a>, now: chrono::NaiveDateTime) -> NewMail<'a> {
+        NewMail {
+            to_addr: m.to,
+            subject: &m.subject,
+            body_text: &m.body,
+            kind: m.kind,
+            status: "pending",
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+        }
+    }
+}
+
 /// Queues an email; call it inside the transaction of the event it reports.
 pub fn enqueue(conn: &mut DbConn, m: &Outgoing<'_>) -> Result<(), AppError> {
-    enqueue_many(conn, std::slice::from_ref(m))
+    // One row: a statement prepared once per connection (a Vec insert is built anew each time).
+    diesel::insert_into(mo::table)
+        .values(&NewMail::of(m, Utc::now().naive_utc()))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Queues many emails in a few multi-row inserts (a job that writes thousands would otherwise
@@ -41,21 +74,7 @@ pub fn enqueue_many(conn: &mut DbConn, messages: &[Outgoing<'_>]) -> Result<(), 
     let now = Utc::now().naive_utc();
     // 8 values a row: 500 rows stay far below both backends' limits on bound parameters.
     for chunk in messages.chunks(500) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|m| {
-                (
-                    mo::to_addr.eq(m.to),
-                    mo::subject.eq(&m.subject),
-                    mo::body_text.eq(&m.body),
-                    mo::kind.eq(m.kind),
-                    mo::status.eq("pending"),
-                    mo::attempts.eq(0i64),
-                    mo::next_attempt_at.eq(now),
-                    mo::created_at.eq(now),
-                )
-            })
-            .collect();
+        let rows: Vec<NewMail> = chunk.iter().map(|m| NewMail::of(m, now)).collect();
         crate::per_backend!(conn, |c| diesel::insert_into(mo::table)
             .values(&rows)
             .execute(c))?;
