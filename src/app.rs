@@ -194,7 +194,14 @@ pub async fn build(settings: Settings, opts: BuildOptions) -> Result<Running, Ap
         .map_err(|e| AppError::Internal(format!("cannot listen on {}: {e}", settings.bind)))?;
     let port = listener.local_addr().map_err(AppError::internal)?.port();
     let workers = settings.workers;
+    let writer = match crate::db::Backend::of_url(&settings.database_url) {
+        crate::db::Backend::Sqlite => Some(crate::db::writer::Writer::start(
+            crate::db::Manager::new(&settings.database_url, &settings.sqlite_synchronous),
+        )?),
+        crate::db::Backend::Postgres => None,
+    };
     let state = aw::Data::new(AppState {
+        writer,
         db_turns: tokio::sync::Semaphore::new(settings.pool_size as usize),
         pool,
         settings,

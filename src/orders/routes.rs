@@ -175,7 +175,7 @@ async fn cart_add(
     let sku = form.sku.ok_or(AppError::field("sku", "sku_required"))?;
     let qty = form.quantity.unwrap_or(1);
     let now = state.clock.now();
-    web::db(&state, move |c, _| {
+    web::db_write(&state, move |c, _| {
         service::cart_add(c, &owner, sku, qty, now)
     })
     .await?;
@@ -202,7 +202,7 @@ async fn cart_update(
     CsrfForm(form): CsrfForm<UpdateForm>,
 ) -> Result<HttpResponse, AppError> {
     let owner = owner(&viewer)?;
-    web::db(&state, move |c, _| {
+    web::db_write(&state, move |c, _| {
         service::cart_set(c, &owner, form.sku, form.quantity)
     })
     .await?;
@@ -301,7 +301,7 @@ async fn checkout_submit(
         state.clock.now(),
         state.settings.order_pay_minutes,
     );
-    let result = web::db(&state, move |c, _| {
+    let result = web::db_write(&state, move |c, _| {
         service::checkout(c, &me, &f, now, minutes)
     })
     .await;

@@ -16,7 +16,7 @@ use crate::db::schema::{
     addresses, cart_items, checkouts, order_events, order_lines, orders, payment_events, payments,
     products, refunds, shops, skus, users,
 };
-use crate::db::{like_pattern, write_tx, DbConn};
+use crate::db::{like_pattern, write_tx, Cached, DbConn};
 use crate::error::{AppError, FieldErrors};
 use crate::i18n::{self, Locale};
 use crate::mail::{self, Outgoing};
@@ -82,23 +82,25 @@ fn upsert_line(
     let qty = qty.clamp(0, MAX_QTY);
     // One statement: a new line, or the quantities added up and capped at MAX_QTY.
     let added = cart_items::quantity + qty;
-    crate::per_backend!(c, |c| diesel::insert_into(cart_items::table)
-        .values((
-            cart_items::owner.eq(owner),
-            cart_items::sku_id.eq(sku_id),
-            cart_items::quantity.eq(qty),
-            cart_items::added_at.eq(now),
-        ))
-        .on_conflict((cart_items::owner, cart_items::sku_id))
-        .do_update()
-        .set(
-            cart_items::quantity.eq(case_when::<_, _, diesel::sql_types::BigInt>(
-                added.gt(MAX_QTY),
-                MAX_QTY
+    crate::per_backend!(c, |c| Cached(
+        diesel::insert_into(cart_items::table)
+            .values((
+                cart_items::owner.eq(owner),
+                cart_items::sku_id.eq(sku_id),
+                cart_items::quantity.eq(qty),
+                cart_items::added_at.eq(now),
+            ))
+            .on_conflict((cart_items::owner, cart_items::sku_id))
+            .do_update()
+            .set(
+                cart_items::quantity.eq(case_when::<_, _, diesel::sql_types::BigInt>(
+                    added.gt(MAX_QTY),
+                    MAX_QTY
+                )
+                .otherwise(added))
             )
-            .otherwise(added))
-        )
-        .execute(c))?;
+    )
+    .execute(c))?;
     Ok(())
 }
 
@@ -650,9 +652,10 @@ pub fn checkout(
             }
             event(c, order_id, "created", Some(me.id), "", now)?;
         }
-        diesel::update(checkouts::table.find(checkout_id))
-            .set(checkouts::total_fen.eq(total))
-            .execute(c)?;
+        crate::per_backend!(c, |c| Cached(
+            diesel::update(checkouts::table.find(checkout_id)).set(checkouts::total_fen.eq(total))
+        )
+        .execute(c))?;
         // The bought lines leave the cart (a sub-select rather than an IN list of ids, so the
         // statement is prepared once).
         diesel::delete(
@@ -675,13 +678,15 @@ pub fn checkout(
         by_sku.sort_by_key(|l| l.sku_id);
         let mut short = Vec::new();
         for l in &by_sku {
-            let n = diesel::update(
-                skus::table
-                    .filter(skus::id.eq(l.sku_id))
-                    .filter(skus::stock.ge(l.quantity)),
+            let n = crate::per_backend!(c, |c| Cached(
+                diesel::update(
+                    skus::table
+                        .filter(skus::id.eq(l.sku_id))
+                        .filter(skus::stock.ge(l.quantity)),
+                )
+                .set(skus::stock.eq(skus::stock - l.quantity))
             )
-            .set(skus::stock.eq(skus::stock - l.quantity))
-            .execute(c)?;
+            .execute(c))?;
             if n == 0 {
                 short.push(l.sku_id);
             }

@@ -280,6 +280,8 @@ pub struct AppState {
     /// first come, first served, and on the async side, so no blocking thread parks on the
     /// pool.
     pub db_turns: tokio::sync::Semaphore,
+    /// SQLite's group-commit writer ([`db_write`]); None on PostgreSQL.
+    pub writer: Option<crate::db::writer::Writer>,
 }
 
 impl AppState {
@@ -308,6 +310,25 @@ where
         f(&mut conn, &st)
     })
     .await
+}
+
+/// Like [`db`] for the busiest writes (cart, checkout). On SQLite the work runs on the
+/// group-commit writer ([`crate::db::writer`]): with other requests' writes in one transaction,
+/// each in its own savepoint, and the result comes back once that transaction committed. `f`
+/// must do its writes in [`crate::db::write_tx`] (it becomes the savepoint) and must not wait for
+/// anything outside the database. On PostgreSQL it runs as [`db`] does.
+pub async fn db_write<T, F>(state: &State, f: F) -> Result<T, AppError>
+where
+    F: FnOnce(&mut crate::db::DbConn, &AppState) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    match &state.writer {
+        Some(writer) => {
+            let st = state.clone();
+            writer.run(move |c| f(c, &st)).await
+        }
+        None => db(state, f).await,
+    }
 }
 
 /// Like [`db`] for public pages whose reads are a few index lookups (storefront, product

@@ -956,3 +956,90 @@ async fn scale_seed_writes_listed_indexed_products() {
     // A second run adds more shops rather than failing on names.
     haodian::seed::scale(&mut app.conn(), 1, &mut |_| {}).unwrap();
 }
+
+/// The group-commit writer (SQLite's busiest writes, several requests per transaction): jobs
+/// sent at once all get their own result; a job that fails undoes only its own writes, not the
+/// others' in its batch; a job that panics fails but the writer goes on with a fresh connection.
+#[tokio::test]
+async fn group_commit_writer_keeps_jobs_apart() {
+    use haodian::db::schema::app_secrets;
+    use haodian::db::writer::Writer;
+    use haodian::error::AppError;
+    let app = spawn_app();
+    let writer = std::sync::Arc::new(
+        Writer::start(haodian::db::Manager::new(&app.db.url, "FULL")).expect("writer"),
+    );
+    let now = chrono::Utc::now().naive_utc();
+    let jobs = (0..40).map(|i: i64| {
+        let w = writer.clone();
+        tokio::spawn(async move {
+            w.run(move |c| {
+                haodian::db::write_tx(c, |c| {
+                    diesel::insert_into(app_secrets::table)
+                        .values((
+                            app_secrets::name.eq(format!("writer-{i}")),
+                            app_secrets::value.eq("v"),
+                            app_secrets::created_at.eq(now),
+                        ))
+                        .execute(c)?;
+                    if i % 3 == 0 {
+                        return Err(AppError::Conflict("test.odd_one_out"));
+                    }
+                    Ok(i)
+                })
+            })
+            .await
+        })
+    });
+    let results: Vec<_> = futures_util::future::join_all(jobs).await;
+    for (i, r) in results.into_iter().enumerate() {
+        match r.expect("task") {
+            Ok(v) => assert!(v == i as i64 && i % 3 != 0, "job {i} answered Ok({v})"),
+            Err(AppError::Conflict(k)) => assert!(k == "test.odd_one_out" && i % 3 == 0),
+            Err(e) => panic!("job {i}: {e}"),
+        }
+    }
+    let mut kept: Vec<String> = app_secrets::table
+        .filter(app_secrets::name.like("writer-%"))
+        .select(app_secrets::name)
+        .load(&mut app.conn())
+        .expect("rows");
+    kept.sort();
+    let mut expected: Vec<String> = (0..40)
+        .filter(|i| i % 3 != 0)
+        .map(|i| format!("writer-{i}"))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        kept, expected,
+        "exactly the jobs that succeeded were committed"
+    );
+
+    let boom = writer
+        .run(|c| -> Result<(), AppError> {
+            haodian::db::write_tx(c, |_| -> Result<(), AppError> { panic!("a bug in a job") })
+        })
+        .await;
+    assert!(matches!(boom, Err(AppError::Internal(_))), "{boom:?}");
+    let after = writer
+        .run(move |c| {
+            haodian::db::write_tx(c, |c| {
+                diesel::insert_into(app_secrets::table)
+                    .values((
+                        app_secrets::name.eq("writer-after"),
+                        app_secrets::value.eq("v"),
+                        app_secrets::created_at.eq(now),
+                    ))
+                    .execute(c)
+                    .map_err(AppError::from)
+            })
+        })
+        .await;
+    assert_eq!(after.expect("the writer goes on"), 1);
+    let n: i64 = app_secrets::table
+        .filter(app_secrets::name.eq("writer-after"))
+        .count()
+        .get_result(&mut app.conn())
+        .expect("count");
+    assert_eq!(n, 1);
+}
