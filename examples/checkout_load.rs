@@ -75,6 +75,18 @@ fn cpu_secs(pid: &str) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// The machine's stolen CPU ticks so far (a virtual machine's time taken by its host), from the
+/// `cpu` line of /proc/stat (Linux; USER_HZ = 100 per core).
+fn steal_ticks() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines()
+        .find(|l| l.starts_with("cpu "))?
+        .split_whitespace()
+        .nth(8)?
+        .parse()
+        .ok()
+}
+
 /// What one buyer saw.
 #[derive(Default)]
 struct Stats {
@@ -637,11 +649,13 @@ async fn run(args: Args) -> i32 {
     let server_pid = args.server_pid.map(|p| p.to_string());
     tokio::time::sleep_until(measure_from.into()).await;
     let cpu0 = (server_pid.as_deref().and_then(cpu_secs), cpu_secs("self"));
+    let steal0 = steal_ticks();
     let mut st = Stats::default();
     for t in tasks {
         st.merge(t.await.expect("buyer task"));
     }
     let cpu1 = (server_pid.as_deref().and_then(cpu_secs), cpu_secs("self"));
+    let steal1 = steal_ticks();
     let finished = Instant::now().min(end);
     let secs = (finished - measure_from).as_secs_f64().max(1e-9);
     for v in [
@@ -659,6 +673,12 @@ async fn run(args: Args) -> i32 {
     };
     let server_cpu = per_order(cpu0.0, cpu1.0);
     let load_cpu = per_order(cpu0.1, cpu1.1);
+    // Share of the machine's CPU time its host took away during the window.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let steal = match (steal0, steal1) {
+        (Some(a), Some(b)) => (b - a) / (secs * 100.0 * cores) * 100.0,
+        _ => 0.0,
+    };
     let errors = st.err_5xx + st.err_4xx + st.err_other;
     println!(
         "{} buyers, scenario {}, {} SKU(s), {:.1} s measured{}",
@@ -691,7 +711,7 @@ async fn run(args: Args) -> i32 {
         );
     }
     println!(
-        "  CPU per order: server {server_cpu:.0} µs{}, load generator {load_cpu:.0} µs",
+        "  CPU per order: server {server_cpu:.0} µs{}, load generator {load_cpu:.0} µs; CPU stolen by the host {steal:.0}%",
         if args.server_pid.is_none() {
             " (no --server-pid)"
         } else {
@@ -705,7 +725,7 @@ async fn run(args: Args) -> i32 {
         "RESULT scenario={} orders={} placed_total={} secs={secs:.3} rate={rate:.1} \
          checkout_p50={:.2} checkout_p99={:.2} cycle_p50={:.2} cycle_p99={:.2} \
          add_p99={:.2} page_p99={:.2} sold_out={} errors={errors} err5xx={} \
-         server_cpu_us={server_cpu:.0} load_cpu_us={load_cpu:.0}",
+         server_cpu_us={server_cpu:.0} load_cpu_us={load_cpu:.0} steal_pct={steal:.0}",
         args.scenario,
         st.orders,
         st.placed_total,

@@ -5,6 +5,7 @@
 //! file). SQLite connections get their pragmas when they are opened, and every writing
 //! transaction on SQLite starts with `BEGIN IMMEDIATE` (see [`write_tx`]).
 
+pub mod fixed;
 pub mod json_rows;
 pub mod schema;
 pub mod writer;
@@ -245,38 +246,6 @@ where
         }
     }
 }
-
-/// A statement whose SQL text is fixed by its type, prepared once per connection.
-///
-/// diesel marks every `UPDATE` and every upsert's `DO UPDATE` as not cacheable, because a
-/// changeset may skip `None` fields and so change the text; such statements are parsed and
-/// planned again on each execution (perf: ~4% of a checkout's CPU). Wrap one whose changeset
-/// and values have no optional parts, so its text is the same for every value, and execute it
-/// on the backend's own connection ([`crate::per_backend!`]): it is then cached by type like a
-/// `SELECT`. Never wrap a statement built from `Option` fields or a variable-length list.
-#[derive(Debug, Clone, Copy)]
-pub struct Cached<Q>(pub Q);
-
-impl<Q: diesel::query_builder::QueryId> diesel::query_builder::QueryId for Cached<Q> {
-    type QueryId = Cached<Q::QueryId>;
-    const HAS_STATIC_QUERY_ID: bool = Q::HAS_STATIC_QUERY_ID;
-}
-
-impl<DB, Q> diesel::query_builder::QueryFragment<DB> for Cached<Q>
-where
-    DB: diesel::backend::Backend,
-    Q: diesel::query_builder::QueryFragment<DB>,
-{
-    fn walk_ast<'b>(&'b self, pass: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
-        self.0.walk_ast(pass)
-    }
-
-    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
-        Ok(true)
-    }
-}
-
-impl<Q, Conn> RunQueryDsl<Conn> for Cached<Q> {}
 
 /// Whether an error is a unique-constraint violation (same on both backends).
 pub fn is_unique_violation(e: &diesel::result::Error) -> bool {

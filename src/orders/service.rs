@@ -12,11 +12,12 @@ use serde::Deserialize;
 
 use super::model::{Address, Order, OrderEvent, OrderLine, OrderStatus};
 use crate::accounts::SessionUser;
+use crate::db::fixed::{Arg, Fixed, FixedSql};
 use crate::db::schema::{
     addresses, cart_items, checkouts, order_events, order_lines, orders, payment_events, payments,
     products, refunds, shops, skus, users,
 };
-use crate::db::{like_pattern, write_tx, Cached, DbConn};
+use crate::db::{like_pattern, write_tx, DbConn};
 use crate::error::{AppError, FieldErrors};
 use crate::i18n::{self, Locale};
 use crate::mail::{self, Outgoing};
@@ -41,6 +42,17 @@ pub fn cart_owner(user: Option<&SessionUser>, visitor: &str) -> Option<String> {
         None if visitor.len() == 64 => Some(format!("v{visitor}")),
         None => None,
     }
+}
+
+/// How many lines an anonymous visitor's cart holds (0 without a well-formed visitor id).
+pub fn visitor_cart_lines(conn: &mut DbConn, visitor: &str) -> Result<i64, AppError> {
+    if visitor.len() != 64 {
+        return Ok(0);
+    }
+    Ok(cart_items::table
+        .filter(cart_items::owner.eq(format!("v{visitor}")))
+        .count()
+        .get_result(conn)?)
 }
 
 /// Moves an anonymous visitor's cart into the account's (quantities add up, capped).
@@ -71,6 +83,39 @@ pub fn merge_visitor_cart(
     })
 }
 
+/// The cart upsert of [`upsert_line`].
+struct UpsertLine;
+impl FixedSql for UpsertLine {
+    const PIECES: &'static [&'static str] = &[
+        "INSERT INTO cart_items (owner, sku_id, quantity, added_at) VALUES (",
+        ", ",
+        ", ",
+        ", ",
+        ") ON CONFLICT (owner, sku_id) DO UPDATE SET quantity = CASE \
+         WHEN cart_items.quantity + excluded.quantity > ",
+        " THEN ",
+        " ELSE cart_items.quantity + excluded.quantity END",
+    ];
+}
+
+/// A checkout's total, once its orders are in.
+struct SetCheckoutTotal;
+impl FixedSql for SetCheckoutTotal {
+    const PIECES: &'static [&'static str] =
+        &["UPDATE checkouts SET total_fen = ", " WHERE id = ", ""];
+}
+
+/// Takes stock only when there is enough: (quantity, SKU id, quantity).
+struct TakeStock;
+impl FixedSql for TakeStock {
+    const PIECES: &'static [&'static str] = &[
+        "UPDATE skus SET stock = stock - ",
+        " WHERE id = ",
+        " AND stock >= ",
+        "",
+    ];
+}
+
 fn upsert_line(
     c: &mut DbConn,
     owner: &str,
@@ -78,29 +123,17 @@ fn upsert_line(
     qty: i64,
     now: NaiveDateTime,
 ) -> Result<(), AppError> {
-    use diesel::dsl::case_when;
     let qty = qty.clamp(0, MAX_QTY);
     // One statement: a new line, or the quantities added up and capped at MAX_QTY.
-    let added = cart_items::quantity + qty;
-    crate::per_backend!(c, |c| Cached(
-        diesel::insert_into(cart_items::table)
-            .values((
-                cart_items::owner.eq(owner),
-                cart_items::sku_id.eq(sku_id),
-                cart_items::quantity.eq(qty),
-                cart_items::added_at.eq(now),
-            ))
-            .on_conflict((cart_items::owner, cart_items::sku_id))
-            .do_update()
-            .set(
-                cart_items::quantity.eq(case_when::<_, _, diesel::sql_types::BigInt>(
-                    added.gt(MAX_QTY),
-                    MAX_QTY
-                )
-                .otherwise(added))
-            )
-    )
-    .execute(c))?;
+    let upsert = Fixed::<UpsertLine>::new(vec![
+        Arg::Text(owner.to_string()),
+        Arg::Int(sku_id),
+        Arg::Int(qty),
+        Arg::Time(now),
+        Arg::Int(MAX_QTY),
+        Arg::Int(MAX_QTY),
+    ]);
+    crate::per_backend!(c, |c| upsert.execute(c))?;
     Ok(())
 }
 
@@ -652,10 +685,9 @@ pub fn checkout(
             }
             event(c, order_id, "created", Some(me.id), "", now)?;
         }
-        crate::per_backend!(c, |c| Cached(
-            diesel::update(checkouts::table.find(checkout_id)).set(checkouts::total_fen.eq(total))
-        )
-        .execute(c))?;
+        let set_total =
+            Fixed::<SetCheckoutTotal>::new(vec![Arg::Int(total), Arg::Int(checkout_id)]);
+        crate::per_backend!(c, |c| set_total.execute(c))?;
         // The bought lines leave the cart (a sub-select rather than an IN list of ids, so the
         // statement is prepared once).
         diesel::delete(
@@ -678,15 +710,12 @@ pub fn checkout(
         by_sku.sort_by_key(|l| l.sku_id);
         let mut short = Vec::new();
         for l in &by_sku {
-            let n = crate::per_backend!(c, |c| Cached(
-                diesel::update(
-                    skus::table
-                        .filter(skus::id.eq(l.sku_id))
-                        .filter(skus::stock.ge(l.quantity)),
-                )
-                .set(skus::stock.eq(skus::stock - l.quantity))
-            )
-            .execute(c))?;
+            let take = Fixed::<TakeStock>::new(vec![
+                Arg::Int(l.quantity),
+                Arg::Int(l.sku_id),
+                Arg::Int(l.quantity),
+            ]);
+            let n = crate::per_backend!(c, |c| take.execute(c))?;
             if n == 0 {
                 short.push(l.sku_id);
             }

@@ -18,6 +18,9 @@ pub struct ErrorInfo {
     pub message_key: Option<&'static str>,
     /// Log detail for 5xx (never shown).
     pub detail: Option<String>,
+    /// The validation codes of a 422 that no form shows again (each is `validation.{code}`),
+    /// so the page says what was wrong instead of only "check your input".
+    pub problems: Vec<String>,
 }
 
 /// Marks a response that must become a redirect to the login page.
@@ -64,9 +67,18 @@ impl ResponseError for AppError {
         if let AppError::Unauthenticated = self {
             resp.extensions_mut().insert(LoginRedirect);
         }
+        let problems = match self {
+            AppError::Invalid(f) => {
+                let mut codes: Vec<String> = f.0.values().flatten().cloned().collect();
+                codes.dedup();
+                codes
+            }
+            _ => Vec::new(),
+        };
         resp.extensions_mut().insert(ErrorInfo {
             message_key,
             detail,
+            problems,
         });
         resp
     }
@@ -79,6 +91,7 @@ struct ErrorPage<'a> {
     status: u16,
     title: String,
     message: String,
+    problems: Vec<String>,
     retry_after: Option<String>,
 }
 
@@ -149,6 +162,15 @@ pub async fn middleware(
         .get(header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let problems = info
+        .as_ref()
+        .map(|i| {
+            i.problems
+                .iter()
+                .map(|code| ctx.t(&format!("validation.{code}")).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     let message_key = info
         .and_then(|i| i.message_key)
         .map(str::to_string)
@@ -156,6 +178,7 @@ pub async fn middleware(
     let page = ErrorPage {
         title: ctx.t(&format!("error.{generic}.title")).into_owned(),
         message: ctx.t(&message_key).into_owned(),
+        problems,
         retry_after: retry_after.map(|s| ctx.tf("error.retry_after", "seconds", &s)),
         status: code,
         ctx: &ctx,

@@ -233,7 +233,10 @@ async fn a_buyer_buys_two_skus_and_the_order_goes_from_cart_to_completed() {
     let cart = b.get("/cart").await;
     assert!(cart.body.contains("¥37.50"), "both lines after login");
     // Bad quantities and unknown SKUs change nothing.
-    add_to_cart(&b, skus[1], 0).await.assert_status(422);
+    // The error page says what was wrong (no form shows it again).
+    let r = add_to_cart(&b, skus[1], 0).await;
+    r.assert_status(422);
+    assert!(r.body.contains("数量需在 1 到 99 之间"), "{}", r.body);
     add_to_cart(&b, skus[1], 100).await.assert_status(422);
     add_to_cart(&b, 999_999, 1).await.assert_status(404);
 

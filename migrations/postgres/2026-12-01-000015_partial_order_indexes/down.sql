@@ -1,0 +1,10 @@
+DROP INDEX orders_status_shipped;
+CREATE INDEX orders_status_shipped ON orders (status, shipped_at);
+DROP INDEX orders_status_delivered;
+CREATE INDEX orders_status_delivered ON orders (status, delivered_at);
+DROP INDEX orders_shop_paid;
+CREATE INDEX orders_shop_paid ON orders (shop_id, paid_at);
+DROP INDEX orders_delivered;
+CREATE INDEX orders_delivered ON orders (delivered_at);
+DROP INDEX orders_paid;
+CREATE INDEX orders_paid ON orders (paid_at);
