@@ -98,13 +98,6 @@ impl FixedSql for UpsertLine {
     ];
 }
 
-/// A checkout's total, once its orders are in.
-struct SetCheckoutTotal;
-impl FixedSql for SetCheckoutTotal {
-    const PIECES: &'static [&'static str] =
-        &["UPDATE checkouts SET total_fen = ", " WHERE id = ", ""];
-}
-
 /// Takes stock only when there is enough: (quantity, SKU id, quantity).
 struct TakeStock;
 impl FixedSql for TakeStock {
@@ -578,14 +571,26 @@ pub fn checkout(
     let note: String = form.note.trim().chars().take(200).collect();
     let owner = format!("u{}", me.id);
     write_tx(conn, |c| {
-        // The key first: a second request with it waits here for the first to finish, then
-        // inserts nothing and returns the checkout the first one made.
+        let cart = cart(c, &owner, now)?;
+        // Lines that can not be bought for other reasons than stock stay in the cart.
+        let mut buy: Vec<(i64, &CartLine)> = Vec::new();
+        for g in &cart.groups {
+            for l in &g.lines {
+                if matches!(l.problem, None | Some(LineProblem::NotEnoughStock)) {
+                    buy.push((g.shop_id, l));
+                }
+            }
+        }
+        let total: i64 = buy.iter().map(|(_, l)| l.amount()).sum();
+        // Then the key, with the total (no separate UPDATE later): a second request with it
+        // waits here for the first to finish, then inserts nothing and returns the checkout
+        // the first one made, before any check of a cart the first one has emptied.
         let inserted: Option<i64> =
             crate::per_backend!(c, |c| diesel::insert_into(checkouts::table)
                 .values((
                     checkouts::buyer_id.eq(me.id),
                     checkouts::idem_key.eq(&form.key),
-                    checkouts::total_fen.eq(0i64),
+                    checkouts::total_fen.eq(total),
                     checkouts::created_at.eq(now),
                 ))
                 .on_conflict_do_nothing()
@@ -609,20 +614,9 @@ pub fn checkout(
             .first(c)
             .optional()?
             .ok_or_else(|| AppError::field("address_id", "address_required"))?;
-        let cart = cart(c, &owner, now)?;
-        // Lines that can not be bought for other reasons than stock stay in the cart.
-        let mut buy: Vec<(i64, &CartLine)> = Vec::new();
-        for g in &cart.groups {
-            for l in &g.lines {
-                if matches!(l.problem, None | Some(LineProblem::NotEnoughStock)) {
-                    buy.push((g.shop_id, l));
-                }
-            }
-        }
         if buy.is_empty() {
             return Err(AppError::Conflict("checkout.nothing_to_buy"));
         }
-        let total: i64 = buy.iter().map(|(_, l)| l.amount()).sum();
         if form.expected_total.is_some_and(|t| t != total) {
             return Err(AppError::Conflict("checkout.prices_changed"));
         }
@@ -685,9 +679,6 @@ pub fn checkout(
             }
             event(c, order_id, "created", Some(me.id), "", now)?;
         }
-        let set_total =
-            Fixed::<SetCheckoutTotal>::new(vec![Arg::Int(total), Arg::Int(checkout_id)]);
-        crate::per_backend!(c, |c| set_total.execute(c))?;
         // The bought lines leave the cart (a sub-select rather than an IN list of ids, so the
         // statement is prepared once).
         diesel::delete(
