@@ -141,7 +141,11 @@ async fn signup_submit(
 ) -> Result<HttpResponse, AppError> {
     let locale = ctx.locale;
     let f = form.clone();
-    let (ip, ua) = (viewer.ip.clone(), viewer.user_agent.clone());
+    let (ip, ua, visitor) = (
+        viewer.ip.clone(),
+        viewer.user_agent.clone(),
+        viewer.visitor.clone(),
+    );
     let result = web::db(&state, move |c, st| {
         let user = service::signup(c, &f, locale, &st.settings.base_url)?;
         let token = super::session::create(
@@ -152,6 +156,7 @@ async fn signup_submit(
             &ua,
             super::session::Mfa::Off,
         )?;
+        carry_visitor_cart(c, user.id, &visitor, st.clock.now());
         Ok((user, token))
     })
     .await;
@@ -177,6 +182,20 @@ async fn signup_submit(
 }
 
 // ---------- login / logout ----------
+
+/// The cart an anonymous visitor filled in this browser carries over to the account when it
+/// signs in (or up): the only moment a visitor cart can gain an owner, so cart and checkout
+/// pages never look for one. A failure here is logged and does not stop the sign-in.
+fn carry_visitor_cart(
+    c: &mut crate::db::DbConn,
+    user_id: i64,
+    visitor: &str,
+    now: chrono::NaiveDateTime,
+) {
+    if let Err(e) = crate::orders::service::merge_visitor_cart(c, user_id, visitor, now) {
+        tracing::warn!(error = %e, user_id, "the visitor's cart did not carry over");
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -251,7 +270,7 @@ async fn login_submit(
         if let Some(old) = old_token {
             super::session::revoke_token(c, &old)?;
         }
-        service::login(
+        let signed_in = service::login(
             c,
             &email,
             &password,
@@ -259,7 +278,9 @@ async fn login_submit(
             &viewer.user_agent,
             limits,
             st.settings.session_absolute,
-        )
+        )?;
+        carry_visitor_cart(c, signed_in.0.id, &viewer.visitor, st.clock.now());
+        Ok(signed_in)
     })
     .await;
     match result {

@@ -123,42 +123,23 @@ async fn load_cart(state: &State, viewer: &Viewer) -> Result<Cart, AppError> {
 }
 
 /// [`load_cart`], and what `more` reads, in one read of the database (on SQLite without a hop to
-/// the blocking pool, see [`web::db_read`]). The read also counts an anonymous visitor's cart
-/// lines left under the signed-in account's cookie; only when there are some (rare) does the
-/// carry-over write run, and the cart is read again.
+/// the blocking pool, see [`web::db_read`]). A visitor's cart has already carried over to the
+/// account at sign-in (`accounts::routes::carry_visitor_cart`).
 async fn load_cart_with<T, F>(
     state: &State,
     viewer: &Viewer,
     more: F,
 ) -> Result<(Cart, T), AppError>
 where
-    F: Fn(&mut crate::db::DbConn) -> Result<T, AppError> + Send + Clone + 'static,
+    F: Fn(&mut crate::db::DbConn) -> Result<T, AppError> + Send + 'static,
     T: Send + 'static,
 {
     let owner = owner(viewer)?;
-    let (user, visitor, now) = (
-        viewer.user.as_ref().map(|u| u.id),
-        viewer.visitor.clone(),
-        state.clock.now(),
-    );
-    let v = visitor.clone();
-    let read = move |c: &mut crate::db::DbConn, _: &crate::web::AppState| {
-        let waiting = match user {
-            Some(_) => service::visitor_cart_lines(c, &v)?,
-            None => 0,
-        };
-        Ok((waiting, service::cart(c, &owner, now)?, more(c)?))
-    };
-    let (waiting, cart, extra) = web::db_read(state, read.clone()).await?;
-    let Some(uid) = user.filter(|_| waiting > 0) else {
-        return Ok((cart, extra));
-    };
-    web::db_write(state, move |c, _| {
-        service::merge_visitor_cart(c, uid, &visitor, now)
+    let now = state.clock.now();
+    web::db_read(state, move |c, _| {
+        Ok((service::cart(c, &owner, now)?, more(c)?))
     })
-    .await?;
-    let (_, cart, extra) = web::db_read(state, read).await?;
-    Ok((cart, extra))
+    .await
 }
 
 #[get("/cart")]

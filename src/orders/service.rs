@@ -39,20 +39,13 @@ pub const MAX_ADDRESSES: i64 = 20;
 pub fn cart_owner(user: Option<&SessionUser>, visitor: &str) -> Option<String> {
     match user {
         Some(u) => Some(format!("u{}", u.id)),
-        None if visitor.len() == 64 => Some(format!("v{visitor}")),
-        None => None,
+        None => visitor_owner(visitor),
     }
 }
 
-/// How many lines an anonymous visitor's cart holds (0 without a well-formed visitor id).
-pub fn visitor_cart_lines(conn: &mut DbConn, visitor: &str) -> Result<i64, AppError> {
-    if visitor.len() != 64 {
-        return Ok(0);
-    }
-    Ok(cart_items::table
-        .filter(cart_items::owner.eq(format!("v{visitor}")))
-        .count()
-        .get_result(conn)?)
+/// The cart key of an anonymous visitor (none without a well-formed visitor id).
+fn visitor_owner(visitor: &str) -> Option<String> {
+    (visitor.len() == 64).then(|| format!("v{visitor}"))
 }
 
 /// Moves an anonymous visitor's cart into the account's (quantities add up, capped).
@@ -62,10 +55,9 @@ pub fn merge_visitor_cart(
     visitor: &str,
     now: NaiveDateTime,
 ) -> Result<(), AppError> {
-    if visitor.len() != 64 {
+    let Some(from) = visitor_owner(visitor) else {
         return Ok(());
-    }
-    let from = format!("v{visitor}");
+    };
     let to = format!("u{user_id}");
     let rows: Vec<(i64, i64)> = cart_items::table
         .filter(cart_items::owner.eq(&from))
@@ -130,7 +122,34 @@ fn upsert_line(
     Ok(())
 }
 
-/// Puts `qty` of a listed SKU into the cart (adding to what is there).
+/// The cart add of [`cart_add`] as one statement: the line goes in (or its quantity adds up,
+/// capped) only when the SKU is listed, in stock, its shop may sell, and the cart has room
+/// for a new line (or already holds this one). (owner, quantity, time, SKU, time, owner,
+/// lines cap, owner, SKU, quantity cap, quantity cap.)
+struct AddLine;
+impl FixedSql for AddLine {
+    const PIECES: &'static [&'static str] = &[
+        "INSERT INTO cart_items (owner, sku_id, quantity, added_at) SELECT ",
+        ", s.id, ",
+        ", ",
+        " FROM skus s INNER JOIN products p ON p.id = s.product_id \
+         INNER JOIN shops h ON h.id = p.shop_id WHERE s.id = ",
+        " AND p.status = 'listed' AND s.stock >= 1 AND h.status <> 'cleared' \
+         AND (h.status <> 'suspended' OR h.restricted_until <= ",
+        ") AND ((SELECT COUNT(*) FROM cart_items WHERE owner = ",
+        ") < ",
+        " OR EXISTS (SELECT 1 FROM cart_items WHERE owner = ",
+        " AND sku_id = s.id)) \
+         ON CONFLICT (owner, sku_id) DO UPDATE SET quantity = CASE \
+         WHEN cart_items.quantity + excluded.quantity > ",
+        " THEN ",
+        " ELSE cart_items.quantity + excluded.quantity END",
+    ];
+}
+
+/// Puts `qty` of a listed SKU into the cart (adding to what is there). One statement when it
+/// goes in (on PostgreSQL one round trip, no transaction around it); only when nothing went in
+/// is the SKU read again to say why.
 pub fn cart_add(
     conn: &mut DbConn,
     owner: &str,
@@ -140,6 +159,21 @@ pub fn cart_add(
 ) -> Result<(), AppError> {
     if !(1..=MAX_QTY).contains(&qty) {
         return Err(AppError::field("quantity", "quantity_range"));
+    }
+    let add = Fixed::<AddLine>::new(vec![
+        Arg::Text(owner.to_string()),
+        Arg::Int(qty),
+        Arg::Time(now),
+        Arg::Int(sku_id),
+        Arg::Time(now),
+        Arg::Text(owner.to_string()),
+        Arg::Int(MAX_CART_LINES),
+        Arg::Text(owner.to_string()),
+        Arg::Int(MAX_QTY),
+        Arg::Int(MAX_QTY),
+    ]);
+    if crate::per_backend!(conn, |c| add.execute(c))? == 1 {
+        return Ok(());
     }
     let found: Option<(String, String, Option<NaiveDateTime>, i64)> = skus::table
         .inner_join(products::table.inner_join(shops::table))
@@ -164,19 +198,7 @@ pub fn cart_add(
     if stock < 1 {
         return Err(AppError::Conflict("cart.sold_out"));
     }
-    write_tx(conn, |c| {
-        upsert_line(c, owner, sku_id, qty, now)?;
-        // Adding to a line already there does not change the count: more lines than allowed
-        // means this one was new, and it rolls back.
-        let lines: i64 = cart_items::table
-            .filter(cart_items::owner.eq(owner))
-            .count()
-            .get_result(c)?;
-        if lines > MAX_CART_LINES {
-            return Err(AppError::Conflict("cart.full"));
-        }
-        Ok(())
-    })
+    Err(AppError::Conflict("cart.full"))
 }
 
 /// Sets a line's quantity; 0 removes it.

@@ -232,6 +232,18 @@ async fn a_buyer_buys_two_skus_and_the_order_goes_from_cart_to_completed() {
     add_to_cart(&b, skus[1], 1).await.assert_status(303);
     let cart = b.get("/cart").await;
     assert!(cart.body.contains("¥37.50"), "both lines after login");
+    // A visitor who signs up keeps their cart too.
+    let newcomer = app.client();
+    add_to_cart(&newcomer, skus[1], 3).await.assert_status(303);
+    signup(&newcomer, "cart_newcomer")
+        .await
+        .1
+        .assert_status(303);
+    let cart = newcomer.get("/cart").await;
+    assert!(
+        cart.body.contains("¥37.50"),
+        "the visitor's line after signup"
+    );
     // Bad quantities and unknown SKUs change nothing.
     // The error page says what was wrong (no form shows it again).
     let r = add_to_cart(&b, skus[1], 0).await;
@@ -1804,6 +1816,17 @@ async fn unbuyable_cart_lines_are_flagged_and_left_out_of_the_checkout() {
     let r = add_to_cart(&b, closed, 1).await;
     r.assert_status(409);
     assert!(r.body.contains("暂停营业"));
+    // A sold-out SKU is refused with its reason, and nothing changes in the cart.
+    let empty = product(&app, &m, "售罄的伞（2026 新款）", "", "30", 0).await[0];
+    let r = add_to_cart(&b, empty, 1).await;
+    r.assert_status(409);
+    assert!(r.body.contains("该规格已售罄"), "{}", r.body);
+    let in_cart: i64 = haodian::db::schema::cart_items::table
+        .filter(haodian::db::schema::cart_items::sku_id.eq(empty))
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(in_cart, 0);
     // Checkout buys the buyable line; the others stay in the cart, flagged.
     let id = checkout_id(&checkout(&b).await);
     assert_eq!(order_nos_of_checkout(&app, id).len(), 1);
@@ -1820,4 +1843,10 @@ async fn unbuyable_cart_lines_are_flagged_and_left_out_of_the_checkout() {
         .first(&mut *app.conn())
         .unwrap();
     assert_eq!(listed, "delisted");
+    // A suspension for a number of days ends by itself: the shop sells again.
+    diesel::update(shops::table.find(other_shop))
+        .set(shops::restricted_until.eq(Some(app.clock.now() - chrono::Duration::hours(1))))
+        .execute(&mut *app.conn())
+        .unwrap();
+    add_to_cart(&b, closed, 1).await.assert_status(303);
 }
