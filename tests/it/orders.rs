@@ -1850,3 +1850,39 @@ async fn unbuyable_cart_lines_are_flagged_and_left_out_of_the_checkout() {
         .unwrap();
     add_to_cart(&b, closed, 1).await.assert_status(303);
 }
+
+#[tokio::test]
+async fn a_checkout_short_on_one_sku_names_that_line_and_takes_nothing() {
+    let app = spawn_app();
+    let m = merchant(&app, "short_shop").await;
+    let skus = product(&app, &m, "棉袜（2026 新款）", "颜色: 白, 黑, 灰", "9", 5).await;
+    let b = buyers(&app, "short", 1).await.remove(0);
+    for s in &skus {
+        add_to_cart(&b, *s, 2).await.assert_status(303);
+    }
+    let fields = checkout_fields(&b).await;
+    // Between the checkout page and the POST, the middle SKU sells down to one.
+    diesel::update(skus::table.find(skus[1]))
+        .set(skus::stock.eq(1))
+        .execute(&mut *app.conn())
+        .unwrap();
+    let r = post_fields(&b, "/checkout", &fields).await;
+    r.assert_status(409);
+    assert!(r.body.contains("库存不足"), "{}", r.body);
+    let marked = |sku: i64| {
+        r.body
+            .contains(&format!("class=\"line line-problem\" id=\"line-{sku}\""))
+    };
+    assert!(marked(skus[1]), "the short line is named: {}", r.body);
+    assert!(!marked(skus[0]) && !marked(skus[2]), "only that one");
+    // Nothing was taken and no order exists.
+    assert_eq!(
+        skus.iter().map(|s| stock(&app, *s)).collect::<Vec<_>>(),
+        vec![5, 1, 5]
+    );
+    let orders: i64 = haodian::db::schema::orders::table
+        .count()
+        .get_result(&mut *app.conn())
+        .unwrap();
+    assert_eq!(orders, 0);
+}
