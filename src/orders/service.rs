@@ -75,6 +75,14 @@ pub fn merge_visitor_cart(
     })
 }
 
+/// The conflict clause of the cart upserts: quantities add up, capped (the cap is bound next).
+macro_rules! capped_sum {
+    () => {
+        " ON CONFLICT (owner, sku_id) DO UPDATE SET quantity = CASE \
+         WHEN cart_items.quantity + excluded.quantity > "
+    };
+}
+
 /// The cart upsert of [`upsert_line`].
 struct UpsertLine;
 impl FixedSql for UpsertLine {
@@ -83,8 +91,7 @@ impl FixedSql for UpsertLine {
         ", ",
         ", ",
         ", ",
-        ") ON CONFLICT (owner, sku_id) DO UPDATE SET quantity = CASE \
-         WHEN cart_items.quantity + excluded.quantity > ",
+        concat!(")", capped_sum!()),
         " THEN ",
         " ELSE cart_items.quantity + excluded.quantity END",
     ];
@@ -99,69 +106,6 @@ impl FixedSql for TakeStock {
         " AND stock >= ",
         "",
     ];
-}
-
-/// Takes `quantity` of each SKU (in id order) inside the checkout's transaction, or fails with
-/// `checkout.sold_out` when any runs short, which rolls the whole checkout back.
-///
-/// SQLite: one conditional update per SKU, naming the short ones. PostgreSQL: a SKU's row lock
-/// is held from its update until the commit, and every other buyer of a hot SKU queues on it;
-/// so the updates go in one message together with the `COMMIT` (and a `BEGIN` that opens an
-/// empty transaction for the transaction manager to close): the lock is held for one round
-/// trip instead of two or more, and a shortfall is the `stock >= 0` check constraint, which
-/// aborts the message before its `COMMIT` (the short SKUs are then named by [`checkout`]).
-fn take_stock(c: &mut DbConn, wanted: &[(i64, i64)]) -> Result<(), AppError> {
-    let one_message = match c {
-        DbConn::Postgres(pg) => top_level_transaction(pg),
-        _ => false,
-    };
-    match c {
-        DbConn::Postgres(pg) if one_message => {
-            use diesel::connection::SimpleConnection;
-            use std::fmt::Write;
-            let mut sql = String::new();
-            for (sku, qty) in wanted {
-                // Integers only: nothing a buyer typed reaches this text.
-                let _ = write!(
-                    sql,
-                    "UPDATE skus SET stock = stock - {qty} WHERE id = {sku}; "
-                );
-            }
-            sql.push_str("COMMIT; BEGIN");
-            match pg.batch_execute(&sql) {
-                Err(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::CheckViolation,
-                    _,
-                )) => Err(AppError::ConflictOn("checkout.sold_out", Vec::new())),
-                other => Ok(other?),
-            }
-        }
-        _ => {
-            let mut short = Vec::new();
-            for &(sku, qty) in wanted {
-                let take =
-                    Fixed::<TakeStock>::new(vec![Arg::Int(qty), Arg::Int(sku), Arg::Int(qty)]);
-                if crate::per_backend!(c, |c| take.execute(c))? == 0 {
-                    short.push(sku);
-                }
-            }
-            if short.is_empty() {
-                Ok(())
-            } else {
-                Err(AppError::ConflictOn("checkout.sold_out", short))
-            }
-        }
-    }
-}
-
-/// Whether `pg` is inside a transaction of its own, not a savepoint of a caller's.
-fn top_level_transaction(pg: &mut diesel::PgConnection) -> bool {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    matches!(
-        <AnsiTransactionManager as TransactionManager<diesel::PgConnection>>::transaction_manager_status_mut(pg)
-            .transaction_depth(),
-        Ok(Some(depth)) if depth.get() == 1
-    )
 }
 
 fn upsert_line(
@@ -202,9 +146,7 @@ impl FixedSql for AddLine {
         ") AND ((SELECT COUNT(*) FROM cart_items WHERE owner = ",
         ") < ",
         " OR EXISTS (SELECT 1 FROM cart_items WHERE owner = ",
-        " AND sku_id = s.id)) \
-         ON CONFLICT (owner, sku_id) DO UPDATE SET quantity = CASE \
-         WHEN cart_items.quantity + excluded.quantity > ",
+        concat!(" AND sku_id = s.id))", capped_sum!()),
         " THEN ",
         " ELSE cart_items.quantity + excluded.quantity END",
     ];
@@ -655,9 +597,7 @@ pub fn checkout(
     }
     let note: String = form.note.trim().chars().take(200).collect();
     let owner = format!("u{}", me.id);
-    // The SKUs and quantities the checkout takes, in id order.
-    let mut wanted: Vec<(i64, i64)> = Vec::new();
-    let placed = write_tx(conn, |c| {
+    write_tx(conn, |c| {
         let cart = cart(c, &owner, now)?;
         // Lines that can not be bought for other reasons than stock stay in the cart.
         let mut buy: Vec<(i64, &CartLine)> = Vec::new();
@@ -793,35 +733,25 @@ pub fn checkout(
         // Stock last, so that on PostgreSQL a SKU's row lock is held only from here to the
         // commit (a hot SKU's buyers queue on it): one conditional update per SKU, in id
         // order (no deadlocks between checkouts). Any SKU short rolls everything back.
-        wanted = buy.iter().map(|(_, l)| (l.sku_id, l.quantity)).collect();
-        wanted.sort_unstable();
-        take_stock(c, &wanted)?;
-        Ok(checkout_id)
-    });
-    match placed {
-        // On PostgreSQL the stock went in one message with the commit, and the constraint
-        // that stopped it does not say which SKU: find those short now that the transaction
-        // is rolled back (only to name them to the buyer; nothing is written after it).
-        Err(AppError::ConflictOn("checkout.sold_out", unknown)) if unknown.is_empty() => {
-            let ids: Vec<i64> = wanted.iter().map(|&(sku, _)| sku).collect();
-            let stock: BTreeMap<i64, i64> = skus::table
-                .filter(skus::id.eq_any(&ids))
-                .select((skus::id, skus::stock))
-                .load(conn)?
-                .into_iter()
-                .collect();
-            let short: Vec<i64> = wanted
-                .iter()
-                .filter(|(sku, qty)| stock.get(sku).is_none_or(|have| have < qty))
-                .map(|&(sku, _)| sku)
-                .collect();
-            Err(AppError::ConflictOn(
-                "checkout.sold_out",
-                if short.is_empty() { ids } else { short },
-            ))
+        let mut by_sku: Vec<&CartLine> = buy.iter().map(|(_, l)| *l).collect();
+        by_sku.sort_by_key(|l| l.sku_id);
+        let mut short = Vec::new();
+        for l in &by_sku {
+            let take = Fixed::<TakeStock>::new(vec![
+                Arg::Int(l.quantity),
+                Arg::Int(l.sku_id),
+                Arg::Int(l.quantity),
+            ]);
+            let n = crate::per_backend!(c, |c| take.execute(c))?;
+            if n == 0 {
+                short.push(l.sku_id);
+            }
         }
-        other => other,
-    }
+        if !short.is_empty() {
+            return Err(AppError::ConflictOn("checkout.sold_out", short));
+        }
+        Ok(checkout_id)
+    })
 }
 
 /// The orders of one of the buyer's checkouts.
