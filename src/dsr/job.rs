@@ -1,9 +1,11 @@
 //! `haodian dsr score [--date D]`: the nightly scoring of platform day D.
 //!
-//! Set-based: seven aggregate queries read everything the formulas need for every shop at
-//! once (ratings with the repeat-buyer cap by a window function, paid, delivered and lagged
-//! orders weighted by recency through a small table of day weights, refund handling times,
-//! yesterday's snapshots); the formulas run in memory; snapshots are written in batches, each
+//! Set-based: a handful of aggregate queries read everything the formulas need for every shop
+//! at once (one pass over the ratings for the DSR, within the repeat-buyer cap kept as each
+//! rating's `seq`, and the bad reviews; one pass over the orders for the paid, shipped and
+//! delivered metrics; the lagged refunds and complaints; refund handling times; yesterday's
+//! snapshots), every day weighted by recency through a small table of day weights; the
+//! formulas run in memory; snapshots are written in batches, each
 //! in one transaction with the consequences of its rows (tier-change emails, clearance).
 //!
 //! Idempotent and resumable: a row that exists for (shop, D) is never written again and its
@@ -148,7 +150,8 @@ fn hours(b: Backend, a: &str, z: &str) -> String {
     }
 }
 
-/// `WITH w(d, wt) AS (VALUES …)`: the recency weight of each age in days (0 = day D).
+/// The recency weight of each age in days (0 = day D) as a derived table `(d, wt)` to join
+/// (a subquery rather than a CTE: PostgreSQL will not run a plan with a CTE scan in parallel).
 fn weights(max_age: i64, r: &ScoreRules) -> String {
     let rows: Vec<String> = (0..=max_age)
         .map(|age| {
@@ -158,7 +161,10 @@ fn weights(max_age: i64, r: &ScoreRules) -> String {
             )
         })
         .collect();
-    format!("WITH w(d, wt) AS (VALUES {})", rows.join(", "))
+    format!(
+        "(SELECT column1 AS d, column2 AS wt FROM (VALUES {}) v)",
+        rows.join(", ")
+    )
 }
 
 /// The age in whole days of a timestamp before `end` (the end of day D): 0 on day D.
@@ -166,20 +172,29 @@ fn weights(max_age: i64, r: &ScoreRules) -> String {
 /// such as the default Asia/Shanghai); measured to a millisecond before the end, so the first
 /// instant of a day still belongs to it.
 fn age(b: Backend, col: &str, end: NaiveDateTime) -> String {
-    let edge = (end - Duration::milliseconds(1)).format("%Y-%m-%d %H:%M:%S%.3f");
-    let edge = match b {
-        Backend::Postgres => format!("TIMESTAMP '{edge}'"),
-        Backend::Sqlite => format!("'{edge}'"),
-    };
-    let h = hours(b, col, &edge);
     match b {
-        Backend::Postgres => format!("CAST(FLOOR({h} / 24.0) AS BIGINT)"),
-        Backend::Sqlite => format!("CAST({h} / 24.0 AS INTEGER)"),
+        // Shifted so that `end` falls on a midnight, the age is a difference of dates: the
+        // same whole days, for a fraction of date_part's cost per row.
+        Backend::Postgres => {
+            let shift = (86_400 - i64::from(end.time().num_seconds_from_midnight())) % 86_400;
+            let last = (end + Duration::seconds(shift)).date() - Duration::days(1);
+            format!(
+                "(DATE '{last}' - CAST({col} + INTERVAL '{shift} seconds' AS DATE))",
+                last = last.format("%Y-%m-%d")
+            )
+        }
+        Backend::Sqlite => {
+            let edge = (end - Duration::milliseconds(1)).format("'%Y-%m-%d %H:%M:%S%.3f'");
+            format!(
+                "CAST({} / 24.0 AS INTEGER)",
+                hours(b, col, &edge.to_string())
+            )
+        }
     }
 }
 
 #[derive(QueryableByName)]
-struct DsrRow {
+struct RatingsRow {
     #[diesel(sql_type = BigInt)]
     shop_id: i64,
     #[diesel(sql_type = BigInt)]
@@ -190,10 +205,12 @@ struct DsrRow {
     s: f64,
     #[diesel(sql_type = Double)]
     l: f64,
+    #[diesel(sql_type = Double)]
+    bad: f64,
 }
 
 #[derive(QueryableByName)]
-struct PaidRow {
+struct OrdersRow {
     #[diesel(sql_type = BigInt)]
     shop_id: i64,
     #[diesel(sql_type = BigInt)]
@@ -206,12 +223,6 @@ struct PaidRow {
     ship_num: f64,
     #[diesel(sql_type = Double)]
     lag_den: f64,
-}
-
-#[derive(QueryableByName)]
-struct DeliveredRow {
-    #[diesel(sql_type = BigInt)]
-    shop_id: i64,
     #[diesel(sql_type = Double)]
     den: f64,
     #[diesel(sql_type = Double)]
@@ -320,33 +331,56 @@ fn gather(
     let w = weights(lag_to.max(window - 1), r);
     let mut by_shop: HashMap<i64, Inputs> = HashMap::new();
 
-    // 1. DSR: counted ratings (seq within the monthly cap) of the last 180 days.
-    let sql = format!(
-        "SELECT shop_id, COUNT(*) AS n, \
-           CAST(AVG(CAST(described AS DOUBLE PRECISION)) AS DOUBLE PRECISION) AS d, \
-           CAST(AVG(CAST(service AS DOUBLE PRECISION)) AS DOUBLE PRECISION) AS s, \
-           CAST(AVG(CAST(logistics AS DOUBLE PRECISION)) AS DOUBLE PRECISION) AS l \
-         FROM ratings WHERE created_at >= {start} AND created_at < {end} AND seq <= {cap} \
-         GROUP BY shop_id",
-        start = since(r.dsr_window_days),
-        cap = r.dsr_monthly_cap,
-    );
-    for row in load::<DsrRow>(conn, &sql)? {
-        by_shop.entry(row.shop_id).or_default().dsr = Some((row.n, row.d, row.s, row.l));
-    }
-
-    // Weighted sums go in two steps: an aggregate per shop and age in days (one pass over the
-    // rows), then the small result joined with the day weights. The innermost subquery works
-    // out each row's age and durations once; on SQLite `LIMIT -1` keeps it from being
-    // flattened into the aggregate (which would evaluate those expressions again per use).
+    // Each row's age in days (and durations) is worked out once in the innermost subquery (on
+    // SQLite `LIMIT -1` keeps it from being flattened into the aggregate, which would evaluate
+    // those expressions again per use), its day weight found by a join with the small weights
+    // table, and everything summed per shop in one pass over the table.
     let once = match b {
         Backend::Sqlite => " LIMIT -1",
         Backend::Postgres => "",
     };
-    //
-    // 2. Valid orders paid within the last `lag_to` days: the window's count, recent activity
-    //    and shipping in time (orders paid long enough ago to have had the whole shipping
-    //    allowance), and the lagged window's denominator.
+    // Ranges over half the table or more: on SQLite a sequential scan beats the index's random
+    // lookups (a unary + keeps the planner off the index).
+    let scan = if b == Backend::Sqlite { "+" } else { "" };
+
+    // 1. One pass over the ratings: the DSR (counted ratings, i.e. within the monthly cap, of
+    //    the last 180 days) and the bad reviews ("as described" at or below the bar) of the
+    //    window, weighted by their age.
+    let (dsr_start, bad_start) = (since(r.dsr_window_days), since(window));
+    let first = since(r.dsr_window_days.max(window));
+    let counted = format!(
+        "x.created_at >= {dsr_start} AND x.seq <= {}",
+        r.dsr_monthly_cap
+    );
+    let sql = format!(
+        "SELECT x.shop_id AS shop_id, \
+           CAST(SUM(CASE WHEN {counted} THEN 1 ELSE 0 END) AS BIGINT) AS n, \
+           CAST(SUM(CASE WHEN {counted} THEN x.described ELSE 0 END) AS DOUBLE PRECISION) AS d, \
+           CAST(SUM(CASE WHEN {counted} THEN x.service ELSE 0 END) AS DOUBLE PRECISION) AS s, \
+           CAST(SUM(CASE WHEN {counted} THEN x.logistics ELSE 0 END) AS DOUBLE PRECISION) AS l, \
+           CAST(SUM(CASE WHEN w.wt IS NULL THEN 0.0 ELSE w.wt END) AS DOUBLE PRECISION) AS bad \
+         FROM (SELECT shop_id, created_at, seq, described, service, logistics, \
+                 CASE WHEN created_at >= {bad_start} AND described <= {max} THEN {age} END AS bd \
+               FROM ratings WHERE {scan}created_at >= {first} AND {scan}created_at < {end}{once}) x \
+         LEFT JOIN {w} w ON w.d = x.bd GROUP BY x.shop_id",
+        age = age(b, "created_at", end_t),
+        max = r.bad_review_max_stars,
+    );
+    for row in load::<RatingsRow>(conn, &sql)? {
+        let e = by_shop.entry(row.shop_id).or_default();
+        if row.n > 0 {
+            let n = row.n as f64;
+            e.dsr = Some((row.n, row.d / n, row.s / n, row.l / n));
+        }
+        e.bad_reviews = row.bad;
+    }
+
+    // 2. One pass over the orders, for two sets of them:
+    //    - valid orders paid within the last `lag_to` days (age `pd`): the window's count,
+    //      recent activity, shipping in time (orders paid long enough ago to have had the whole
+    //      shipping allowance) and the lagged window's denominator;
+    //    - orders delivered in the window (age `dd`; by the delivery scan, or completion
+    //      without one) and the delivery times of the scanned ones.
     let longest = r.ship_credit.last().map(|c| c.0).unwrap_or(48);
     let mut credit = format!("CASE WHEN o.shipped_at IS NULL OR o.shipped_at >= {end} THEN 0.0");
     for (bound, c) in &r.ship_credit {
@@ -357,79 +391,52 @@ fn gather(
         "o.paid_at < {cut} AND (o.shipped_at IS NOT NULL OR o.status NOT IN ('cancelled', 'closed'))",
         cut = ts(b, end_t - Duration::hours(longest))
     );
-    let sql = format!(
-        "{w} SELECT g.shop_id AS shop_id, \
-           CAST(SUM(CASE WHEN g.d < {window} THEN g.n ELSE 0 END) AS BIGINT) AS n, \
-           CAST(SUM(g.recent) AS BIGINT) AS recent, \
-           CAST(SUM(CASE WHEN g.d < {window} THEN g.ship_n * w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS ship_den, \
-           CAST(SUM(CASE WHEN g.d < {window} THEN g.credit * w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS ship_num, \
-           CAST(SUM(CASE WHEN g.d >= {lag_from} AND g.d <= {lag_to} THEN g.n * w.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS lag_den \
-         FROM (SELECT o.shop_id AS shop_id, o.d AS d, COUNT(*) AS n, \
-                 SUM(CASE WHEN o.paid_at >= {recent} THEN 1 ELSE 0 END) AS recent, \
-                 SUM(CASE WHEN {shippable} THEN 1 ELSE 0 END) AS ship_n, \
-                 SUM(CASE WHEN {shippable} THEN {credit} ELSE 0.0 END) AS credit \
-               FROM (SELECT shop_id, paid_at, shipped_at, status, {age} AS d, {sh} AS sh \
-                     FROM orders WHERE {scan}paid_at >= {start} AND {scan}paid_at < {end} AND total_fen >= {min}{once}) o \
-               GROUP BY o.shop_id, o.d) g \
-         JOIN w ON w.d = g.d GROUP BY g.shop_id",
-        age = age(b, "paid_at", end_t),
-        sh = hours(b, "paid_at", "shipped_at"),
-        // Half the table or more: on SQLite a sequential scan beats the paid_at index's
-        // random lookups (a unary + keeps the planner off the index).
-        scan = if b == Backend::Sqlite { "+" } else { "" },
-        recent = since(r.recommend_recent_days),
+    let delivered = "COALESCE(delivered_at, completed_at)";
+    let scanned = "o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL";
+    let paid_in = format!(
+        "paid_at >= {start} AND paid_at < {end} AND total_fen >= {min}",
         start = since(lag_to.max(window - 1) + 1),
         min = r.valid_order_min_fen,
     );
-    for row in load::<PaidRow>(conn, &sql)? {
+    let delivered_in = format!(
+        "{delivered} >= {start} AND {delivered} < {end}",
+        start = since(window)
+    );
+    let in_window = format!("o.pd < {window}");
+    let sql = format!(
+        "SELECT o.shop_id AS shop_id, \
+           CAST(SUM(CASE WHEN {in_window} THEN 1 ELSE 0 END) AS BIGINT) AS n, \
+           CAST(SUM(CASE WHEN o.pd IS NOT NULL AND o.paid_at >= {recent} THEN 1 ELSE 0 END) AS BIGINT) AS recent, \
+           CAST(SUM(CASE WHEN {in_window} AND {shippable} THEN wp.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS ship_den, \
+           CAST(SUM(CASE WHEN {in_window} AND {shippable} THEN ({credit}) * wp.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS ship_num, \
+           CAST(SUM(CASE WHEN o.pd >= {lag_from} AND o.pd <= {lag_to} THEN wp.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS lag_den, \
+           CAST(SUM(CASE WHEN wd.wt IS NULL THEN 0.0 ELSE wd.wt END) AS DOUBLE PRECISION) AS den, \
+           CAST(SUM(CASE WHEN o.dd IS NOT NULL AND {scanned} THEN wd.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS time_den, \
+           CAST(SUM(CASE WHEN o.dd IS NOT NULL AND {scanned} THEN o.h * wd.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS time_num \
+         FROM (SELECT shop_id, paid_at, shipped_at, delivered_at, status, \
+                 CASE WHEN {paid_in} THEN {page} END AS pd, \
+                 CASE WHEN {delivered_in} THEN {dage} END AS dd, \
+                 {sh} AS sh, {h} AS h \
+               FROM orders WHERE ({scan}paid_at >= {pfirst} AND {scan}paid_at < {end}) OR ({delivered_in}){once}) o \
+         LEFT JOIN {w} wp ON wp.d = o.pd LEFT JOIN {w} wd ON wd.d = o.dd \
+         WHERE o.pd IS NOT NULL OR o.dd IS NOT NULL GROUP BY o.shop_id",
+        page = age(b, "paid_at", end_t),
+        dage = age(b, delivered, end_t),
+        sh = hours(b, "paid_at", "shipped_at"),
+        h = hours(b, "shipped_at", "delivered_at"),
+        pfirst = since(lag_to.max(window - 1) + 1),
+        recent = since(r.recommend_recent_days),
+    );
+    for row in load::<OrdersRow>(conn, &sql)? {
         let e = by_shop.entry(row.shop_id).or_default();
         e.valid_orders = row.n;
         e.recent_orders = row.recent;
         e.ship_den = row.ship_den;
         e.ship_num = row.ship_num;
         e.lag_den = row.lag_den;
-    }
-
-    // 3. Orders delivered in the window (by the delivery scan, or completion without one) and
-    //    the delivery times of the scanned ones.
-    let delivered = "COALESCE(delivered_at, completed_at)";
-    let scanned = "o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL";
-    let sql = format!(
-        "{w} SELECT g.shop_id AS shop_id, CAST(SUM(g.n * w.wt) AS DOUBLE PRECISION) AS den, \
-           CAST(SUM(g.timed * w.wt) AS DOUBLE PRECISION) AS time_den, \
-           CAST(SUM(g.hours * w.wt) AS DOUBLE PRECISION) AS time_num \
-         FROM (SELECT o.shop_id AS shop_id, o.d AS d, COUNT(*) AS n, \
-                 SUM(CASE WHEN {scanned} THEN 1 ELSE 0 END) AS timed, \
-                 SUM(CASE WHEN {scanned} THEN o.h ELSE 0.0 END) AS hours \
-               FROM (SELECT shop_id, shipped_at, delivered_at, {age} AS d, {h} AS h \
-                     FROM orders WHERE {delivered} >= {start} AND {delivered} < {end}{once}) o \
-               GROUP BY o.shop_id, o.d) g \
-         JOIN w ON w.d = g.d GROUP BY g.shop_id",
-        age = age(b, delivered, end_t),
-        h = hours(b, "shipped_at", "delivered_at"),
-        start = since(window),
-    );
-    for row in load::<DeliveredRow>(conn, &sql)? {
-        let e = by_shop.entry(row.shop_id).or_default();
         e.delivered = row.den;
         e.time_den = row.time_den;
         e.time_num = row.time_num;
-    }
-
-    // 4. Bad reviews ("as described" at or below the bar) given in the window.
-    let sql = format!(
-        "{w} SELECT g.shop_id AS shop_id, CAST(SUM(g.n * w.wt) AS DOUBLE PRECISION) AS v \
-         FROM (SELECT shop_id, {age} AS d, COUNT(*) AS n FROM ratings \
-               WHERE {scan}created_at >= {start} AND {scan}created_at < {end} AND described <= {max} \
-               GROUP BY shop_id, {age}) g \
-         JOIN w ON w.d = g.d GROUP BY g.shop_id",
-        age = age(b, "created_at", end_t),
-        start = since(window),
-        max = r.bad_review_max_stars,
-        scan = if b == Backend::Sqlite { "+" } else { "" },
-    );
-    for row in load::<SumRow>(conn, &sql)? {
-        by_shop.entry(row.shop_id).or_default().bad_reviews = row.v;
     }
 
     // 5. The lagged window's numerators, from the (few) refunds and complaints (CROSS JOIN
@@ -444,19 +451,19 @@ fn gather(
     );
     let oage = age(b, "o.paid_at", end_t);
     let sql = format!(
-        "{w} SELECT g.shop_id AS shop_id, CAST(SUM(g.n * w.wt) AS DOUBLE PRECISION) AS v \
+        "SELECT g.shop_id AS shop_id, CAST(SUM(g.n * w.wt) AS DOUBLE PRECISION) AS v \
          FROM (SELECT o.shop_id AS shop_id, {oage} AS d, COUNT(DISTINCT o.id) AS n \
                FROM refunds f CROSS JOIN orders o \
                WHERE o.id = f.order_id AND f.reason_category = 'quality' AND f.status <> 'rejected' \
                  AND f.requested_at < {end} AND {lagged} \
                GROUP BY o.shop_id, {oage}) g \
-         JOIN w ON w.d = g.d GROUP BY g.shop_id",
+         JOIN {w} w ON w.d = g.d GROUP BY g.shop_id",
     );
     for row in load::<SumRow>(conn, &sql)? {
         by_shop.entry(row.shop_id).or_default().quality = row.v;
     }
     let sql = format!(
-        "{w} SELECT g.shop_id AS shop_id, \
+        "SELECT g.shop_id AS shop_id, \
            CAST(SUM(g.n * w.wt) AS DOUBLE PRECISION) AS complaint, \
            CAST(SUM(g.fault * w.wt) AS DOUBLE PRECISION) AS fault \
          FROM (SELECT o.shop_id AS shop_id, {oage} AS d, COUNT(DISTINCT o.id) AS n, \
@@ -464,7 +471,7 @@ fn gather(
                FROM complaints k CROSS JOIN orders o \
                WHERE o.id = k.order_id AND k.created_at < {end} AND {lagged} \
                GROUP BY o.shop_id, {oage}) g \
-         JOIN w ON w.d = g.d GROUP BY g.shop_id",
+         JOIN {w} w ON w.d = g.d GROUP BY g.shop_id",
     );
     for row in load::<ComplaintRow>(conn, &sql)? {
         let e = by_shop.entry(row.shop_id).or_default();

@@ -147,155 +147,183 @@ pub fn seed(
     let mut per_month: std::collections::HashMap<(usize, u32), usize> = Default::default();
     let mut made = (0usize, 0usize, 0usize, 0usize);
     let mut next_report = 1_000_000;
-    for first in (0..n_orders).step_by(TX_ORDERS) {
-        let last = (first + TX_ORDERS).min(n_orders);
-        let counts = write_tx(conn, |c| {
-            let mut counts = (0usize, 0usize, 0usize);
-            for start in (first..last).step_by(ROWS) {
-                let end = (start + ROWS).min(last);
-                let plan: Vec<Planned> = (start..end)
-                    .map(|j| {
-                        let mut p = plan_order(&mut rng, j, n_ratings, &shop_ids, &buyers, now);
-                        if let Some((at, ..)) = p.rating {
-                            let month = crate::dsr::job::platform_day(tz, at);
-                            let key = (p.shop_index, month.year_ce().1 * 12 + month.month0());
-                            let k = per_month.entry(key).or_default();
-                            let pick = (p.shop_index * 7919 + key.1 as usize * 104_729 + *k)
-                                % buyers.len();
-                            // A buyer comes round again only after all the others.
-                            p.seq = (*k / buyers.len()) as i64 + 1;
-                            *k += 1;
-                            (p.buyer, p.checkout) = buyers[pick];
-                        }
-                        p
-                    })
-                    .collect();
-                let rows: Vec<_> = plan
-                    .iter()
-                    .enumerate()
-                    .map(|(k, p)| {
-                        (
-                            orders::order_no.eq(format!("9{tag:03}{:012}", start + k)),
-                            orders::checkout_id.eq(p.checkout),
-                            orders::buyer_id.eq(p.buyer),
-                            orders::shop_id.eq(p.shop),
-                            orders::status.eq(p.status),
-                            orders::items_fen.eq(p.total),
-                            orders::shipping_fen.eq(0i64),
-                            orders::total_fen.eq(p.total),
-                            orders::refunded_fen.eq(if p.refund.is_some() { p.total } else { 0 }),
-                            orders::recipient.eq("压测"),
-                            orders::phone.eq("13800000000"),
-                            orders::region.eq("上海市 上海市 徐汇区"),
-                            orders::address_detail.eq("压测路 1 号"),
-                            orders::buyer_note.eq(""),
-                            orders::cancel_reason.eq(""),
-                            orders::created_at.eq(p.paid),
-                            orders::pay_deadline.eq(p.paid),
-                            orders::paid_at.eq(Some(p.paid)),
-                            orders::shipped_at.eq(p.shipped),
-                            orders::delivered_at.eq(p.delivered),
-                            orders::completed_at.eq(p.completed),
-                            orders::updated_at.eq(p.paid),
-                        )
-                    })
-                    .collect();
-                let before: i64 = orders::table
-                    .select(diesel::dsl::max(orders::id))
-                    .first::<Option<i64>>(c)?
-                    .unwrap_or(0);
-                crate::per_backend!(c, |c| diesel::insert_into(orders::table)
-                    .values(&rows)
-                    .execute(c))?;
-                let ids: Vec<i64> = orders::table
-                    .filter(orders::id.gt(before))
-                    .order(orders::id)
-                    .select(orders::id)
-                    .load(c)?;
-                let mut new_ratings = Vec::new();
-                let mut new_refunds = Vec::new();
-                let mut new_complaints = Vec::new();
-                for (p, id) in plan.iter().zip(&ids) {
-                    if let Some((at, d, s, l)) = p.rating {
-                        let month = crate::dsr::job::platform_day(tz, at)
-                            .format("%Y-%m")
-                            .to_string();
-                        new_ratings.push((
-                            ratings::order_id.eq(*id),
-                            ratings::shop_id.eq(p.shop),
-                            ratings::buyer_id.eq(p.buyer),
-                            ratings::described.eq(d),
-                            ratings::service.eq(s),
-                            ratings::logistics.eq(l),
-                            ratings::body.eq(""),
-                            ratings::month.eq(month),
-                            ratings::seq.eq(p.seq),
-                            ratings::created_at.eq(at),
-                        ));
-                    }
-                    if let Some((at, category)) = p.refund {
-                        let decided = at + Duration::hours(2 + (id % 60));
-                        new_refunds.push((
-                            refunds::order_id.eq(*id),
-                            refunds::shop_id.eq(p.shop),
-                            refunds::buyer_id.eq(p.buyer),
-                            refunds::kind.eq("refund_only"),
-                            refunds::reason.eq(if category == "quality" {
-                                "quality_problem"
-                            } else {
-                                "changed_mind"
-                            }),
-                            refunds::reason_category.eq(category),
-                            refunds::amount_fen.eq(p.total),
-                            refunds::status.eq("refunded"),
-                            refunds::respond_by.eq(at + Duration::hours(48)),
-                            refunds::requested_at.eq(at),
-                            refunds::decided_at.eq(Some(decided)),
-                            refunds::completed_at.eq(Some(decided)),
-                        ));
-                    }
-                    if let Some((at, fault)) = p.complaint {
-                        new_complaints.push((
-                            complaints::shop_id.eq(p.shop),
-                            complaints::buyer_id.eq(p.buyer),
-                            complaints::order_id.eq(Some(*id)),
-                            complaints::reason.eq("late_shipping"),
-                            complaints::body.eq("压测投诉"),
-                            complaints::status.eq("ruled"),
-                            complaints::merchant_at_fault.eq(Some(fault)),
-                            complaints::created_at.eq(at),
-                            complaints::ruled_at.eq(Some(at + Duration::days(2))),
-                        ));
-                    }
-                }
-                crate::per_backend!(c, |c| diesel::insert_into(ratings::table)
-                    .values(&new_ratings)
-                    .execute(c))?;
-                if !new_refunds.is_empty() {
-                    crate::per_backend!(c, |c| diesel::insert_into(refunds::table)
-                        .values(&new_refunds)
-                        .execute(c))?;
-                }
-                if !new_complaints.is_empty() {
-                    crate::per_backend!(c, |c| diesel::insert_into(complaints::table)
-                        .values(&new_complaints)
-                        .execute(c))?;
-                }
-                counts.0 += new_ratings.len();
-                counts.1 += new_refunds.len();
-                counts.2 += new_complaints.len();
-            }
-            Ok::<_, AppError>(counts)
-        })?;
-        made.0 += last - first;
-        made.1 += counts.0;
-        made.2 += counts.1;
-        made.3 += counts.2;
-        if made.0 >= next_report || last == n_orders {
-            progress(&format!("{} orders, {} ratings", made.0, made.1));
-            next_report += 1_000_000;
+    // One transaction for the whole load, with the secondary indexes (and on PostgreSQL the
+    // foreign keys) of the tables it fills dropped first and made again at the end: a sort
+    // per index and one join per key instead of millions of random B-tree inserts and
+    // per-row trigger queries, as PostgreSQL's "Populating a Database" advises. DDL is
+    // transactional on both backends: a failure leaves the tables as they were.
+    let deferred = deferrable(conn, BULK_TABLES)?;
+    let bulk = write_tx(conn, |conn| {
+        bulk_settings(conn, true)?;
+        for (drop, _) in &deferred {
+            crate::per_backend!(conn, |c| diesel::sql_query(drop.as_str()).execute(c))?;
         }
-    }
+        for first in (0..n_orders).step_by(TX_ORDERS) {
+            let last = (first + TX_ORDERS).min(n_orders);
+            let counts = write_tx(conn, |c| {
+                let mut counts = (0usize, 0usize, 0usize);
+                for start in (first..last).step_by(ROWS) {
+                    let end = (start + ROWS).min(last);
+                    let plan: Vec<Planned> = (start..end)
+                        .map(|j| {
+                            let mut p = plan_order(&mut rng, j, n_ratings, &shop_ids, &buyers, now);
+                            if let Some((at, ..)) = p.rating {
+                                let month = crate::dsr::job::platform_day(tz, at);
+                                let key = (p.shop_index, month.year_ce().1 * 12 + month.month0());
+                                let k = per_month.entry(key).or_default();
+                                let pick = (p.shop_index * 7919 + key.1 as usize * 104_729 + *k)
+                                    % buyers.len();
+                                // A buyer comes round again only after all the others.
+                                p.seq = (*k / buyers.len()) as i64 + 1;
+                                *k += 1;
+                                (p.buyer, p.checkout) = buyers[pick];
+                            }
+                            p
+                        })
+                        .collect();
+                    let rows: Vec<_> = plan
+                        .iter()
+                        .enumerate()
+                        .map(|(k, p)| {
+                            (
+                                orders::order_no.eq(format!("9{tag:03}{:012}", start + k)),
+                                orders::checkout_id.eq(p.checkout),
+                                orders::buyer_id.eq(p.buyer),
+                                orders::shop_id.eq(p.shop),
+                                orders::status.eq(p.status),
+                                orders::items_fen.eq(p.total),
+                                orders::shipping_fen.eq(0i64),
+                                orders::total_fen.eq(p.total),
+                                orders::refunded_fen.eq(if p.refund.is_some() {
+                                    p.total
+                                } else {
+                                    0
+                                }),
+                                orders::recipient.eq("压测"),
+                                orders::phone.eq("13800000000"),
+                                orders::region.eq("上海市 上海市 徐汇区"),
+                                orders::address_detail.eq("压测路 1 号"),
+                                orders::buyer_note.eq(""),
+                                orders::cancel_reason.eq(""),
+                                orders::created_at.eq(p.paid),
+                                orders::pay_deadline.eq(p.paid),
+                                orders::paid_at.eq(Some(p.paid)),
+                                orders::shipped_at.eq(p.shipped),
+                                orders::delivered_at.eq(p.delivered),
+                                orders::completed_at.eq(p.completed),
+                                orders::updated_at.eq(p.paid),
+                            )
+                        })
+                        .collect();
+                    // The new ids by order number (the order of RETURNING rows is not promised).
+                    // Not read back by `id > max(id)`: on a young PostgreSQL table that range got
+                    // a sequential scan per batch.
+                    let returned: Vec<(i64, String)> = crate::per_backend!(c, |c| {
+                        diesel::insert_into(orders::table)
+                            .values(&rows)
+                            .returning((orders::id, orders::order_no))
+                            .get_results(c)
+                    })?;
+                    let mut ids = vec![0i64; plan.len()];
+                    for (id, no) in returned {
+                        let k = no[no.len() - 12..]
+                            .parse::<usize>()
+                            .map_err(|e| AppError::Internal(format!("order number {no}: {e}")))?
+                            - start;
+                        ids[k] = id;
+                    }
+                    let mut new_ratings = Vec::new();
+                    let mut new_refunds = Vec::new();
+                    let mut new_complaints = Vec::new();
+                    for (p, id) in plan.iter().zip(&ids) {
+                        if let Some((at, d, s, l)) = p.rating {
+                            let month = crate::dsr::job::platform_day(tz, at)
+                                .format("%Y-%m")
+                                .to_string();
+                            new_ratings.push((
+                                ratings::order_id.eq(*id),
+                                ratings::shop_id.eq(p.shop),
+                                ratings::buyer_id.eq(p.buyer),
+                                ratings::described.eq(d),
+                                ratings::service.eq(s),
+                                ratings::logistics.eq(l),
+                                ratings::body.eq(""),
+                                ratings::month.eq(month),
+                                ratings::seq.eq(p.seq),
+                                ratings::created_at.eq(at),
+                            ));
+                        }
+                        if let Some((at, category)) = p.refund {
+                            let decided = at + Duration::hours(2 + (id % 60));
+                            new_refunds.push((
+                                refunds::order_id.eq(*id),
+                                refunds::shop_id.eq(p.shop),
+                                refunds::buyer_id.eq(p.buyer),
+                                refunds::kind.eq("refund_only"),
+                                refunds::reason.eq(if category == "quality" {
+                                    "quality_problem"
+                                } else {
+                                    "changed_mind"
+                                }),
+                                refunds::reason_category.eq(category),
+                                refunds::amount_fen.eq(p.total),
+                                refunds::status.eq("refunded"),
+                                refunds::respond_by.eq(at + Duration::hours(48)),
+                                refunds::requested_at.eq(at),
+                                refunds::decided_at.eq(Some(decided)),
+                                refunds::completed_at.eq(Some(decided)),
+                            ));
+                        }
+                        if let Some((at, fault)) = p.complaint {
+                            new_complaints.push((
+                                complaints::shop_id.eq(p.shop),
+                                complaints::buyer_id.eq(p.buyer),
+                                complaints::order_id.eq(Some(*id)),
+                                complaints::reason.eq("late_shipping"),
+                                complaints::body.eq("压测投诉"),
+                                complaints::status.eq("ruled"),
+                                complaints::merchant_at_fault.eq(Some(fault)),
+                                complaints::created_at.eq(at),
+                                complaints::ruled_at.eq(Some(at + Duration::days(2))),
+                            ));
+                        }
+                    }
+                    crate::per_backend!(c, |c| diesel::insert_into(ratings::table)
+                        .values(&new_ratings)
+                        .execute(c))?;
+                    if !new_refunds.is_empty() {
+                        crate::per_backend!(c, |c| diesel::insert_into(refunds::table)
+                            .values(&new_refunds)
+                            .execute(c))?;
+                    }
+                    if !new_complaints.is_empty() {
+                        crate::per_backend!(c, |c| diesel::insert_into(complaints::table)
+                            .values(&new_complaints)
+                            .execute(c))?;
+                    }
+                    counts.0 += new_ratings.len();
+                    counts.1 += new_refunds.len();
+                    counts.2 += new_complaints.len();
+                }
+                Ok::<_, AppError>(counts)
+            })?;
+            made.0 += last - first;
+            made.1 += counts.0;
+            made.2 += counts.1;
+            made.3 += counts.2;
+            if made.0 >= next_report || last == n_orders {
+                progress(&format!("{} orders, {} ratings", made.0, made.1));
+                next_report += 1_000_000;
+            }
+        }
+        for (_, definition) in deferred.iter().rev() {
+            crate::per_backend!(conn, |c| diesel::sql_query(definition.as_str()).execute(c))?;
+        }
+        progress(&format!("{} indexes and keys made again", deferred.len()));
+        Ok::<_, AppError>(())
+    });
+    bulk_settings(conn, false)?;
+    bulk?;
     Ok(vec![format!(
         "scoring scale data: {} shops, {} buyers, {} orders, {} ratings, {} refunds, {} complaints",
         shop_ids.len(),
@@ -305,6 +333,59 @@ pub fn seed(
         made.2,
         made.3
     )])
+}
+
+/// The tables the scale load fills with millions of rows.
+const BULK_TABLES: &[&str] = &["orders", "ratings", "refunds", "complaints"];
+
+/// What the bulk load may drop on `tables` and make again: the secondary indexes (not those
+/// behind a primary key or a constraint) and, on PostgreSQL, the foreign keys, each as (drop
+/// statement, create statement), foreign keys first.
+fn deferrable(conn: &mut DbConn, tables: &[&str]) -> Result<Vec<(String, String)>, AppError> {
+    #[derive(QueryableByName)]
+    struct Ddl {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        drop_sql: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        make_sql: String,
+    }
+    let list = tables
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = match conn.backend() {
+        crate::db::Backend::Postgres => format!(
+            "SELECT 'ALTER TABLE ' || conrelid::regclass || ' DROP CONSTRAINT ' || quote_ident(conname) AS drop_sql, \
+               'ALTER TABLE ' || conrelid::regclass || ' ADD CONSTRAINT ' || quote_ident(conname) \
+                 || ' ' || pg_get_constraintdef(oid) AS make_sql, 0 AS k, conname AS name \
+             FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text IN ({list}) \
+             UNION ALL \
+             SELECT 'DROP INDEX ' || quote_ident(indexname), indexdef, 1, indexname FROM pg_indexes \
+             WHERE schemaname = current_schema() AND tablename IN ({list}) \
+               AND indexname NOT IN (SELECT conname FROM pg_constraint) ORDER BY k, name"
+        ),
+        // Automatic indexes (of UNIQUE / PRIMARY KEY clauses) have no SQL and stay.
+        crate::db::Backend::Sqlite => format!(
+            "SELECT 'DROP INDEX \"' || name || '\"' AS drop_sql, sql AS make_sql FROM sqlite_master \
+             WHERE type = 'index' AND tbl_name IN ({list}) AND sql IS NOT NULL ORDER BY name"
+        ),
+    };
+    let rows = crate::per_backend!(conn, |c| diesel::sql_query(&sql).load::<Ddl>(c))?;
+    Ok(rows.into_iter().map(|d| (d.drop_sql, d.make_sql)).collect())
+}
+
+/// Session settings for the bulk load (on) and back to the defaults (off): more memory for
+/// the index builds; on SQLite a page cache large enough for the rows in flight.
+fn bulk_settings(conn: &mut DbConn, on: bool) -> Result<(), AppError> {
+    let sql = match (conn.backend(), on) {
+        (crate::db::Backend::Postgres, true) => "SET maintenance_work_mem = '256MB'",
+        (crate::db::Backend::Postgres, false) => "RESET maintenance_work_mem",
+        (crate::db::Backend::Sqlite, true) => "PRAGMA cache_size = -262144",
+        (crate::db::Backend::Sqlite, false) => "PRAGMA cache_size = -2000",
+    };
+    crate::per_backend!(conn, |c| diesel::sql_query(sql).execute(c))?;
+    Ok(())
 }
 
 /// Inserts the accounts `{prefix}_{i}` for i in `range` (verified, demo password); returns their

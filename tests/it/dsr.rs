@@ -606,6 +606,25 @@ fn scale_seed_makes_scorable_data() {
     use haodian::db::schema::{complaints, ratings, refunds};
     let db = TestDb::new();
     let pool = open(&db);
+    // The load drops the indexes (and on PostgreSQL the foreign keys) of the tables it fills
+    // and makes them again: the schema afterwards is the schema before.
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Ddl {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let schema = |c: &mut DbConn| -> Vec<Ddl> {
+        let sql = if db.is_postgres() {
+            "SELECT indexdef AS name FROM pg_indexes WHERE schemaname = current_schema() \
+             UNION ALL SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE connamespace = current_schema()::regnamespace ORDER BY 1"
+        } else {
+            "SELECT type || ' ' || name || ' ' || coalesce(sql, '') AS name FROM sqlite_master ORDER BY 1"
+        };
+        haodian::per_backend!(c, |c| diesel::sql_query(sql).load::<Ddl>(c)).unwrap()
+    };
+    let before = schema(&mut pool.get().unwrap());
+    assert!(before.len() > 50, "{before:?}");
     let out = std::process::Command::new(BIN)
         .args(["seed", "--shops", "30", "--ratings", "3000"])
         .env("DATABASE_URL", &db.url)
@@ -618,6 +637,7 @@ fn scale_seed_makes_scorable_data() {
         String::from_utf8_lossy(&out.stderr)
     );
     let c = &mut *pool.get().unwrap();
+    assert_eq!(schema(c), before);
     assert_eq!(ratings::table.count().get_result::<i64>(c).unwrap(), 3000);
     assert_eq!(orders::table.count().get_result::<i64>(c).unwrap(), 3900);
     assert!(refunds::table.count().get_result::<i64>(c).unwrap() > 0);
