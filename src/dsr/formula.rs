@@ -8,19 +8,41 @@ use super::rules::ScoreRules;
 /// (shop − mean) / (max − mean) above it, −(mean − shop) / (mean − min) below it. `None` for a
 /// category of one shop. Mean, max and min are over the category's shops with a DSR.
 pub fn vs_peers(shop: f64, peers: &[f64]) -> Option<f64> {
-    if peers.len() < 2 {
-        return None;
+    Peers::of(peers).and_then(|p| p.vs(shop))
+}
+
+/// The mean, maximum and minimum of a category's values, worked out once for all its shops.
+#[derive(Debug, Clone, Copy)]
+pub struct Peers {
+    mean: f64,
+    max: f64,
+    min: f64,
+}
+
+impl Peers {
+    /// `None` with fewer than two peers (nothing to compare with).
+    pub fn of(peers: &[f64]) -> Option<Peers> {
+        if peers.len() < 2 {
+            return None;
+        }
+        Some(Peers {
+            mean: peers.iter().sum::<f64>() / peers.len() as f64,
+            max: peers.iter().copied().fold(f64::MIN, f64::max),
+            min: peers.iter().copied().fold(f64::MAX, f64::min),
+        })
     }
-    let mean = peers.iter().sum::<f64>() / peers.len() as f64;
-    let max = peers.iter().copied().fold(f64::MIN, f64::max);
-    let min = peers.iter().copied().fold(f64::MAX, f64::min);
-    Some(if shop > mean && max > mean {
-        (shop - mean) / (max - mean)
-    } else if shop < mean && mean > min {
-        -(mean - shop) / (mean - min)
-    } else {
-        0.0
-    })
+
+    /// [`vs_peers`] of one shop's value.
+    pub fn vs(&self, shop: f64) -> Option<f64> {
+        let Peers { mean, max, min } = *self;
+        Some(if shop > mean && max > mean {
+            (shop - mean) / (max - mean)
+        } else if shop < mean && mean > min {
+            -(mean - shop) / (mean - min)
+        } else {
+            0.0
+        })
+    }
 }
 
 /// Percent rank of each value among `values`: the share of the *other* values that are

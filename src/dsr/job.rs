@@ -537,10 +537,12 @@ pub fn compute(
     let mut out: HashMap<i64, Scored> = HashMap::new();
     for (&cat, ids) in &by_cat {
         // DSR peers: each shop with a counted rating, once.
-        let peers: [Vec<f64>; 3] = [0, 1, 2].map(|k| {
-            ids.iter()
+        let peers: [Option<f::Peers>; 3] = [0, 1, 2].map(|k| {
+            let values: Vec<f64> = ids
+                .iter()
                 .filter_map(|&id| input(id).dsr.map(|d| [d.1, d.2, d.3][k]))
-                .collect()
+                .collect();
+            f::Peers::of(&values)
         });
         // Percent rank of every metric among the category's shops that have it.
         let mut metric_points: HashMap<(i64, usize), MetricPoints> = HashMap::new();
@@ -574,7 +576,7 @@ pub fn compute(
             let dims = [0, 1, 2].map(|d| (dims_n[d] > 0).then(|| dims_sum[d] / dims_n[d] as f64));
             let raw = (inp.valid_orders > 0).then(|| f::weighted_score(dims, r));
             let dsr = [0, 1, 2].map(|k| inp.dsr.map(|d| [d.1, d.2, d.3][k]));
-            let dsr_vs = [0, 1, 2].map(|k| dsr[k].and_then(|v| f::vs_peers(v, &peers[k])));
+            let dsr_vs = [0, 1, 2].map(|k| dsr[k].and_then(|v| peers[k]?.vs(v)));
             out.insert(
                 id,
                 Scored {
@@ -731,7 +733,9 @@ pub fn score_day(
             locale,
         })
         .collect();
+    let started = std::time::Instant::now();
     let inputs = gather(conn, tz, day, &r)?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "dsr gathered");
     let day_s = day.format("%Y-%m-%d").to_string();
     let prev_s = (day - Duration::days(1)).format("%Y-%m-%d").to_string();
     let prev: Vec<(i64, i64, String)> = snap::table
@@ -742,6 +746,7 @@ pub fn score_day(
     let prev_tier: HashMap<i64, String> = prev.into_iter().map(|p| (p.0, p.2)).collect();
     let pairs: Vec<(i64, i64)> = shop_list.iter().map(|s| (s.id, s.category)).collect();
     let scored = compute(&pairs, &inputs, &prev_low, &r);
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "dsr computed");
     let info: HashMap<i64, &ShopRow> = shop_list.iter().map(|s| (s.id, s)).collect();
 
     let mut summary = Summary {
@@ -846,6 +851,7 @@ pub fn score_day(
         .filter(|s| s.status == "active")
         .map(|s| s.id)
         .collect();
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "dsr written");
     let picks = recommend(&scored, &active, &r);
     summary.recommended = picks.len();
     write_tx(conn, |c| {
