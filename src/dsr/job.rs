@@ -1,10 +1,10 @@
 //! `haodian dsr score [--date D]`: the nightly scoring of platform day D.
 //!
-//! Set-based: a handful of aggregate queries read everything the formulas need for every shop
-//! at once (one pass over the ratings for the DSR, within the repeat-buyer cap kept as each
+//! Set-based: four aggregate queries read everything the formulas need for every shop at
+//! once (one pass over the ratings for the DSR, within the repeat-buyer cap kept as each
 //! rating's `seq`, and the bad reviews; one pass over the orders for the paid, shipped and
-//! delivered metrics; the lagged refunds and complaints; refund handling times; yesterday's
-//! snapshots), every day weighted by recency through a small table of day weights; the
+//! delivered metrics; the lagged refunds and complaints with their orders; the median refund
+//! handling time), plus yesterday's snapshots, every day weighted by recency through a small table of day weights; the
 //! formulas run in memory; snapshots are written in batches, each
 //! in one transaction with the consequences of its rows (tier-change emails, clearance).
 //!
@@ -232,17 +232,21 @@ struct OrdersRow {
 }
 
 #[derive(QueryableByName)]
-struct SumRow {
+struct MedianRow {
     #[diesel(sql_type = BigInt)]
     shop_id: i64,
     #[diesel(sql_type = Double)]
-    v: f64,
+    median: f64,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
 }
 
 #[derive(QueryableByName)]
-struct ComplaintRow {
+struct LaggedRow {
     #[diesel(sql_type = BigInt)]
     shop_id: i64,
+    #[diesel(sql_type = Double)]
+    quality: f64,
     #[diesel(sql_type = Double)]
     complaint: f64,
     #[diesel(sql_type = Double)]
@@ -281,7 +285,8 @@ pub struct Inputs {
     pub quality: f64,
     pub complaints: f64,
     pub at_fault: f64,
-    pub refund_hours: Vec<f64>,
+    /// (median hours to decide a refund request, requests decided)
+    pub refund_hours: Option<(f64, i64)>,
     /// (counted ratings, as described, service, logistics)
     pub dsr: Option<(i64, f64, f64, f64)>,
 }
@@ -297,10 +302,10 @@ impl Inputs {
             3 => rate(self.time_num, self.time_den),
             4 => rate(self.complaints, self.lag_den),
             5 => rate(self.at_fault, self.lag_den),
-            6 => {
-                let mut h = self.refund_hours.clone();
-                f::median(&mut h).map(|m| (m, m, h.len() as f64))
-            }
+            6 => self
+                .refund_hours
+                .filter(|h| h.1 > 0)
+                .map(|(m, n)| (m, m, n as f64)),
             _ => None,
         }
     }
@@ -439,7 +444,7 @@ fn gather(
         e.time_num = row.time_num;
     }
 
-    // 5. The lagged window's numerators, from the (few) refunds and complaints (CROSS JOIN
+    // 3. The lagged window's numerators, from the (few) refunds and complaints (CROSS JOIN
     //    keeps SQLite from driving the join from the many orders instead): orders paid
     //    T-15 … T-104 with a quality refund, a complaint, a merchant-at-fault ruling, as known
     //    at the end of D.
@@ -450,49 +455,52 @@ fn gather(
         min = r.valid_order_min_fen,
     );
     let oage = age(b, "o.paid_at", end_t);
-    let sql = format!(
-        "SELECT g.shop_id AS shop_id, CAST(SUM(g.n * w.wt) AS DOUBLE PRECISION) AS v \
-         FROM (SELECT o.shop_id AS shop_id, {oage} AS d, COUNT(DISTINCT o.id) AS n \
-               FROM refunds f CROSS JOIN orders o \
-               WHERE o.id = f.order_id AND f.reason_category = 'quality' AND f.status <> 'rejected' \
-                 AND f.requested_at < {end} AND {lagged} \
-               GROUP BY o.shop_id, {oage}) g \
-         JOIN {w} w ON w.d = g.d GROUP BY g.shop_id",
-    );
-    for row in load::<SumRow>(conn, &sql)? {
-        by_shop.entry(row.shop_id).or_default().quality = row.v;
-    }
+    // The refunds and complaints that count, as one list of (order, kind, at fault), then
+    // joined with their orders once: per order whether it had any of each kind.
     let sql = format!(
         "SELECT g.shop_id AS shop_id, \
-           CAST(SUM(g.n * w.wt) AS DOUBLE PRECISION) AS complaint, \
+           CAST(SUM(g.quality * w.wt) AS DOUBLE PRECISION) AS quality, \
+           CAST(SUM(g.complaint * w.wt) AS DOUBLE PRECISION) AS complaint, \
            CAST(SUM(g.fault * w.wt) AS DOUBLE PRECISION) AS fault \
-         FROM (SELECT o.shop_id AS shop_id, {oage} AS d, COUNT(DISTINCT o.id) AS n, \
-                 COUNT(DISTINCT CASE WHEN k.merchant_at_fault = TRUE AND k.ruled_at < {end} THEN o.id END) AS fault \
-               FROM complaints k CROSS JOIN orders o \
-               WHERE o.id = k.order_id AND k.created_at < {end} AND {lagged} \
+         FROM (SELECT o.shop_id AS shop_id, {oage} AS d, \
+                 COUNT(DISTINCT CASE WHEN e.kind = 0 THEN o.id END) AS quality, \
+                 COUNT(DISTINCT CASE WHEN e.kind = 1 THEN o.id END) AS complaint, \
+                 COUNT(DISTINCT CASE WHEN e.kind = 1 AND e.fault = 1 THEN o.id END) AS fault \
+               FROM (SELECT order_id, 0 AS kind, 0 AS fault FROM refunds \
+                     WHERE reason_category = 'quality' AND status <> 'rejected' AND requested_at < {end} \
+                     UNION ALL \
+                     SELECT order_id, 1, CASE WHEN merchant_at_fault = TRUE AND ruled_at < {end} THEN 1 ELSE 0 END \
+                     FROM complaints WHERE order_id IS NOT NULL AND created_at < {end}) e \
+               CROSS JOIN orders o \
+               WHERE o.id = e.order_id AND {lagged} \
                GROUP BY o.shop_id, {oage}) g \
          JOIN {w} w ON w.d = g.d GROUP BY g.shop_id",
     );
-    for row in load::<ComplaintRow>(conn, &sql)? {
+    for row in load::<LaggedRow>(conn, &sql)? {
         let e = by_shop.entry(row.shop_id).or_default();
+        e.quality = row.quality;
         e.complaints = row.complaint;
         e.at_fault = row.fault;
     }
 
-    // 6. How long the shop took to decide the refund requests of the window.
+    // 4. How long the shop took to decide the refund requests of the window: the median per
+    //    shop (the middle value, or the mean of the middle two) and how many, worked out in
+    //    the database, so only two numbers per shop come back.
     let sql = format!(
-        "SELECT f.shop_id AS shop_id, CAST({h} AS DOUBLE PRECISION) AS v FROM refunds f \
-         WHERE f.requested_at >= {start} AND f.requested_at < {end} \
-           AND f.decided_at IS NOT NULL AND f.decided_at < {end}",
-        h = hours(b, "f.requested_at", "f.decided_at"),
+        "SELECT m.shop_id AS shop_id, CAST(AVG(m.h) AS DOUBLE PRECISION) AS median, \
+           CAST(MAX(m.c) AS BIGINT) AS n \
+         FROM (SELECT f.shop_id AS shop_id, f.h AS h, \
+                 ROW_NUMBER() OVER (PARTITION BY f.shop_id ORDER BY f.h) AS k, \
+                 COUNT(*) OVER (PARTITION BY f.shop_id) AS c \
+               FROM (SELECT shop_id, CASE WHEN {h} < 0 THEN 0.0 ELSE {h} END AS h FROM refunds \
+                     WHERE requested_at >= {start} AND requested_at < {end} \
+                       AND decided_at IS NOT NULL AND decided_at < {end}) f) m \
+         WHERE m.k = (m.c + 1) / 2 OR m.k = (m.c + 2) / 2 GROUP BY m.shop_id",
+        h = hours(b, "requested_at", "decided_at"),
         start = since(window),
     );
-    for row in load::<SumRow>(conn, &sql)? {
-        by_shop
-            .entry(row.shop_id)
-            .or_default()
-            .refund_hours
-            .push(row.v.max(0.0));
+    for row in load::<MedianRow>(conn, &sql)? {
+        by_shop.entry(row.shop_id).or_default().refund_hours = Some((row.median, row.n));
     }
     Ok(by_shop)
 }

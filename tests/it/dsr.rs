@@ -671,3 +671,79 @@ fn scale_seed_makes_scorable_data() {
     assert_eq!((s.shops, s.written), (30, 30));
     assert!(s.scored > 0);
 }
+
+#[test]
+fn refund_handling_time_is_the_median_of_the_decided_requests() {
+    use haodian::db::schema::refunds;
+    let db = TestDb::new();
+    let pool = open(&db);
+    let c = &mut *pool.get().unwrap();
+    let (a, b) = (shop(c, "ref-a", "apparel"), shop(c, "ref-b", "apparel"));
+    let buyer = user(c, "refunder");
+    // (shop, hours to decide; None = not decided, requested days before the scored day)
+    let cases: [(i64, Option<i64>, i64); 9] = [
+        (a, Some(30), 5),
+        (a, Some(2), 5),
+        (a, Some(10), 6),
+        (a, Some(4), 7),
+        (a, None, 4),      // still waiting: not counted
+        (a, Some(1), 120), // requested before the 90-day window: not counted
+        (a, Some(200), 1), // decided after the end of the day: not counted
+        (b, Some(9), 3),
+        (b, Some(1), 3),
+    ];
+    let mut cases = cases.to_vec();
+    cases.push((b, Some(5), 8));
+    for (shop, hours, days_before) in cases {
+        let requested = at("2026-11-20", 12) - Duration::days(days_before);
+        let o = order(
+            c,
+            shop,
+            buyer,
+            5000,
+            requested - Duration::days(2),
+            Some(5),
+            Some(20),
+        );
+        let decided = hours.map(|h| requested + Duration::hours(h));
+        diesel::insert_into(refunds::table)
+            .values((
+                refunds::order_id.eq(o),
+                refunds::shop_id.eq(shop),
+                refunds::buyer_id.eq(buyer),
+                refunds::kind.eq("refund_only"),
+                refunds::reason.eq("changed_mind"),
+                refunds::reason_category.eq("other"),
+                refunds::amount_fen.eq(5000i64),
+                refunds::status.eq(if decided.is_some() {
+                    "refunded"
+                } else {
+                    "requested"
+                }),
+                refunds::respond_by.eq(requested + Duration::hours(48)),
+                refunds::requested_at.eq(requested),
+                refunds::decided_at.eq(decided),
+                refunds::completed_at.eq(decided),
+            ))
+            .execute(c)
+            .unwrap();
+    }
+    assert!(matches!(
+        run(&pool, &db, "2026-11-20"),
+        RunOutcome::Scored(_)
+    ));
+    let mut metric = |shop: i64| {
+        let m: serde_json::Value =
+            serde_json::from_str(&snap_of(c, shop, "2026-11-20").metrics).unwrap();
+        let r = &m["refund_hours"];
+        (r["value"].as_f64(), r["den"].as_f64(), r["rank"].as_f64())
+    };
+    // a: 2, 4, 10, 30 → the mean of the middle two, 7 h, over 4 requests; b: 1, 5, 9 → 5 h.
+    // (SQLite's julianday arithmetic is exact to about a millisecond.)
+    let (value, den, rank) = metric(a);
+    assert!((value.unwrap() - 7.0).abs() < 1e-6, "{value:?}");
+    assert_eq!((den, rank), (Some(4.0), Some(0.0)));
+    let (value, den, rank) = metric(b);
+    assert!((value.unwrap() - 5.0).abs() < 1e-6, "{value:?}");
+    assert_eq!((den, rank), (Some(3.0), Some(1.0)));
+}
