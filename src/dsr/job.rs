@@ -519,7 +519,10 @@ pub struct Scored {
     pub raw_score: Option<f64>,
     pub score: Option<f64>,
     pub dims: [Option<f64>; 3],
-    pub metrics: serde_json::Value,
+    /// Every metric's value, numerator, denominator, rank and points, and the smoothing, as
+    /// the JSON text the snapshot keeps (text, not a `serde_json::Value`: a few hundred bytes
+    /// per shop instead of some fifty allocations).
+    pub metrics: String,
     pub tier: &'static str,
     pub low_days: i64,
     pub recent_orders: i64,
@@ -552,6 +555,9 @@ pub fn compute(
                 .collect();
             f::Peers::of(&values)
         });
+        // Each shop's metrics for the snapshot, until its smoothing is known.
+        let mut explained: HashMap<i64, serde_json::Map<String, serde_json::Value>> =
+            HashMap::new();
         // Percent rank of every metric among the category's shops that have it.
         let mut metric_points: HashMap<(i64, usize), MetricPoints> = HashMap::new();
         for (i, &(_, _, higher)) in METRICS.iter().enumerate() {
@@ -570,7 +576,7 @@ pub fn compute(
             let inp = input(id);
             let mut dims_sum = [0.0f64; 3];
             let mut dims_n = [0usize; 3];
-            let mut metrics = serde_json::Map::new();
+            let metrics = explained.entry(id).or_default();
             for (i, &(name, dim, _)) in METRICS.iter().enumerate() {
                 if let Some(&(v, num, den, rank, pts)) = metric_points.get(&(id, i)) {
                     dims_sum[dim] += pts;
@@ -597,7 +603,7 @@ pub fn compute(
                     raw_score: raw,
                     score: None,
                     dims,
-                    metrics: serde_json::Value::Object(metrics),
+                    metrics: String::new(),
                     tier: "unrated",
                     low_days: 0,
                     recent_orders: inp.recent_orders,
@@ -624,12 +630,12 @@ pub fn compute(
                 }
                 s.tier = f::tier(s.score, r);
                 s.low_days = f::low_days(previous.get(id).copied().unwrap_or(0), s.score, r);
-                if let serde_json::Value::Object(m) = &mut s.metrics {
-                    m.insert(
-                        "_smoothing".into(),
-                        json!({"n": s.valid_orders, "m": r.smoothing_m, "category_mean": mean}),
-                    );
-                }
+                let mut m = explained.remove(id).unwrap_or_default();
+                m.insert(
+                    "_smoothing".into(),
+                    json!({"n": s.valid_orders, "m": r.smoothing_m, "category_mean": mean}),
+                );
+                s.metrics = serde_json::Value::Object(m).to_string();
             }
         }
     }
@@ -827,7 +833,7 @@ pub fn score_day(
                     product_points: s.dims[0],
                     logistics_points: s.dims[1],
                     service_points: s.dims[2],
-                    metrics: s.metrics.to_string(),
+                    metrics: s.metrics.clone(),
                     tier: tier.to_string(),
                     low_days: s.low_days,
                     created_at: now,
@@ -986,7 +992,7 @@ mod tests {
             raw_score: Some(score),
             score: Some(score),
             dims: [None; 3],
-            metrics: json!({}),
+            metrics: String::new(),
             tier,
             low_days: 0,
             recent_orders: recent,
