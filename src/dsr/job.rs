@@ -748,7 +748,18 @@ pub fn score_day(
         })
         .collect();
     let started = std::time::Instant::now();
-    let inputs = gather(conn, tz, day, &r)?;
+    // On SQLite the aggregates' sorts spill to temporary files while gathering instead of
+    // growing in memory with the number of rows (the pool's connections keep temp_store =
+    // MEMORY for the pages' small sorts).
+    let sqlite = conn.backend() == Backend::Sqlite;
+    if sqlite {
+        diesel::sql_query("PRAGMA temp_store = FILE").execute(conn)?;
+    }
+    let inputs = gather(conn, tz, day, &r);
+    if sqlite {
+        diesel::sql_query("PRAGMA temp_store = MEMORY").execute(conn)?;
+    }
+    let inputs = inputs?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "dsr gathered");
     let day_s = day.format("%Y-%m-%d").to_string();
     let prev_s = (day - Duration::days(1)).format("%Y-%m-%d").to_string();
