@@ -248,6 +248,23 @@ where
 }
 
 /// Whether an error is a unique-constraint violation (same on both backends).
+/// Runs `f` with a session setting changed by the statement `on`, and puts it back with `off`
+/// whether or not `f` succeeded (`f`'s own error is the one returned). For the connection's
+/// own settings (a PRAGMA, a `SET`), so a pooled connection goes back as it came.
+pub fn with_setting<T>(
+    conn: &mut DbConn,
+    on: &str,
+    off: &str,
+    f: impl FnOnce(&mut DbConn) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    conn.batch_execute(on)?;
+    let result = f(conn);
+    let reset = conn.batch_execute(off);
+    let value = result?;
+    reset?;
+    Ok(value)
+}
+
 pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(
         e,

@@ -398,9 +398,9 @@ fn gather(
     );
     let delivered = "COALESCE(delivered_at, completed_at)";
     let scanned = "o.delivered_at IS NOT NULL AND o.shipped_at IS NOT NULL";
+    let paid_start = since(lag_to.max(window - 1) + 1);
     let paid_in = format!(
-        "paid_at >= {start} AND paid_at < {end} AND total_fen >= {min}",
-        start = since(lag_to.max(window - 1) + 1),
+        "paid_at >= {paid_start} AND paid_at < {end} AND total_fen >= {min}",
         min = r.valid_order_min_fen,
     );
     let delivered_in = format!(
@@ -422,14 +422,13 @@ fn gather(
                  CASE WHEN {paid_in} THEN {page} END AS pd, \
                  CASE WHEN {delivered_in} THEN {dage} END AS dd, \
                  {sh} AS sh, {h} AS h \
-               FROM orders WHERE ({scan}paid_at >= {pfirst} AND {scan}paid_at < {end}) OR ({delivered_in}){once}) o \
+               FROM orders WHERE ({scan}paid_at >= {paid_start} AND {scan}paid_at < {end}) OR ({delivered_in}){once}) o \
          LEFT JOIN {w} wp ON wp.d = o.pd LEFT JOIN {w} wd ON wd.d = o.dd \
          WHERE o.pd IS NOT NULL OR o.dd IS NOT NULL GROUP BY o.shop_id",
         page = age(b, "paid_at", end_t),
         dage = age(b, delivered, end_t),
         sh = hours(b, "paid_at", "shipped_at"),
         h = hours(b, "shipped_at", "delivered_at"),
-        pfirst = since(lag_to.max(window - 1) + 1),
         recent = since(r.recommend_recent_days),
     );
     for row in load::<OrdersRow>(conn, &sql)? {
@@ -751,15 +750,15 @@ pub fn score_day(
     // On SQLite the aggregates' sorts spill to temporary files while gathering instead of
     // growing in memory with the number of rows (the pool's connections keep temp_store =
     // MEMORY for the pages' small sorts).
-    let sqlite = conn.backend() == Backend::Sqlite;
-    if sqlite {
-        diesel::sql_query("PRAGMA temp_store = FILE").execute(conn)?;
-    }
-    let inputs = gather(conn, tz, day, &r);
-    if sqlite {
-        diesel::sql_query("PRAGMA temp_store = MEMORY").execute(conn)?;
-    }
-    let inputs = inputs?;
+    let inputs = match conn.backend() {
+        Backend::Sqlite => crate::db::with_setting(
+            conn,
+            "PRAGMA temp_store = FILE",
+            "PRAGMA temp_store = MEMORY",
+            |c| gather(c, tz, day, &r),
+        )?,
+        Backend::Postgres => gather(conn, tz, day, &r)?,
+    };
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "dsr gathered");
     let day_s = day.format("%Y-%m-%d").to_string();
     let prev_s = (day - Duration::days(1)).format("%Y-%m-%d").to_string();

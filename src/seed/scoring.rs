@@ -20,8 +20,8 @@ use crate::error::AppError;
 
 /// Orders per statement (22 columns: within SQLite's 32,766 bound parameters).
 const ROWS: usize = 1000;
-/// Orders per transaction.
-const TX_ORDERS: usize = 20_000;
+/// Orders planned and counted per step (progress is reported by the million).
+const STEP_ORDERS: usize = 20_000;
 
 /// A shop's hidden quality in [0, 1] (deterministic per shop).
 fn quality(shop: usize) -> f64 {
@@ -153,177 +153,180 @@ pub fn seed(
     // per-row trigger queries, as PostgreSQL's "Populating a Database" advises. DDL is
     // transactional on both backends: a failure leaves the tables as they were.
     let deferred = deferrable(conn, BULK_TABLES)?;
-    let bulk = write_tx(conn, |conn| {
-        bulk_settings(conn, true)?;
-        for (drop, _) in &deferred {
-            crate::per_backend!(conn, |c| diesel::sql_query(drop.as_str()).execute(c))?;
-        }
-        for first in (0..n_orders).step_by(TX_ORDERS) {
-            let last = (first + TX_ORDERS).min(n_orders);
-            let counts = write_tx(conn, |c| {
-                let mut counts = (0usize, 0usize, 0usize);
-                for start in (first..last).step_by(ROWS) {
-                    let end = (start + ROWS).min(last);
-                    let plan: Vec<Planned> = (start..end)
-                        .map(|j| {
-                            let mut p = plan_order(&mut rng, j, n_ratings, &shop_ids, &buyers, now);
-                            if let Some((at, ..)) = p.rating {
-                                let month = crate::dsr::job::platform_day(tz, at);
-                                let key = (p.shop_index, month.year_ce().1 * 12 + month.month0());
-                                let k = per_month.entry(key).or_default();
-                                let pick = (p.shop_index * 7919 + key.1 as usize * 104_729 + *k)
-                                    % buyers.len();
-                                // A buyer comes round again only after all the others.
-                                p.seq = (*k / buyers.len()) as i64 + 1;
-                                *k += 1;
-                                (p.buyer, p.checkout) = buyers[pick];
-                            }
-                            p
-                        })
-                        .collect();
-                    let rows: Vec<_> = plan
-                        .iter()
-                        .enumerate()
-                        .map(|(k, p)| {
-                            (
-                                orders::order_no.eq(format!("9{tag:03}{:012}", start + k)),
-                                orders::checkout_id.eq(p.checkout),
-                                orders::buyer_id.eq(p.buyer),
-                                orders::shop_id.eq(p.shop),
-                                orders::status.eq(p.status),
-                                orders::items_fen.eq(p.total),
-                                orders::shipping_fen.eq(0i64),
-                                orders::total_fen.eq(p.total),
-                                orders::refunded_fen.eq(if p.refund.is_some() {
-                                    p.total
-                                } else {
-                                    0
-                                }),
-                                orders::recipient.eq("压测"),
-                                orders::phone.eq("13800000000"),
-                                orders::region.eq("上海市 上海市 徐汇区"),
-                                orders::address_detail.eq("压测路 1 号"),
-                                orders::buyer_note.eq(""),
-                                orders::cancel_reason.eq(""),
-                                orders::created_at.eq(p.paid),
-                                orders::pay_deadline.eq(p.paid),
-                                orders::paid_at.eq(Some(p.paid)),
-                                orders::shipped_at.eq(p.shipped),
-                                orders::delivered_at.eq(p.delivered),
-                                orders::completed_at.eq(p.completed),
-                                orders::updated_at.eq(p.paid),
-                            )
-                        })
-                        .collect();
-                    // The new ids by order number (the order of RETURNING rows is not promised).
-                    // Not read back by `id > max(id)`: on a young PostgreSQL table that range got
-                    // a sequential scan per batch.
-                    let returned: Vec<(i64, String)> = crate::per_backend!(c, |c| {
-                        diesel::insert_into(orders::table)
-                            .values(&rows)
-                            .returning((orders::id, orders::order_no))
-                            .get_results(c)
-                    })?;
-                    let mut ids = vec![0i64; plan.len()];
-                    for (id, no) in returned {
-                        let k = no[no.len() - 12..]
-                            .parse::<usize>()
-                            .map_err(|e| AppError::Internal(format!("order number {no}: {e}")))?
-                            - start;
-                        ids[k] = id;
-                    }
-                    let mut new_ratings = Vec::new();
-                    let mut new_refunds = Vec::new();
-                    let mut new_complaints = Vec::new();
-                    for (p, id) in plan.iter().zip(&ids) {
-                        if let Some((at, d, s, l)) = p.rating {
-                            let month = crate::dsr::job::platform_day(tz, at)
-                                .format("%Y-%m")
-                                .to_string();
-                            new_ratings.push((
-                                ratings::order_id.eq(*id),
-                                ratings::shop_id.eq(p.shop),
-                                ratings::buyer_id.eq(p.buyer),
-                                ratings::described.eq(d),
-                                ratings::service.eq(s),
-                                ratings::logistics.eq(l),
-                                ratings::body.eq(""),
-                                ratings::month.eq(month),
-                                ratings::seq.eq(p.seq),
-                                ratings::created_at.eq(at),
-                            ));
-                        }
-                        if let Some((at, category)) = p.refund {
-                            let decided = at + Duration::hours(2 + (id % 60));
-                            new_refunds.push((
-                                refunds::order_id.eq(*id),
-                                refunds::shop_id.eq(p.shop),
-                                refunds::buyer_id.eq(p.buyer),
-                                refunds::kind.eq("refund_only"),
-                                refunds::reason.eq(if category == "quality" {
-                                    "quality_problem"
-                                } else {
-                                    "changed_mind"
-                                }),
-                                refunds::reason_category.eq(category),
-                                refunds::amount_fen.eq(p.total),
-                                refunds::status.eq("refunded"),
-                                refunds::respond_by.eq(at + Duration::hours(48)),
-                                refunds::requested_at.eq(at),
-                                refunds::decided_at.eq(Some(decided)),
-                                refunds::completed_at.eq(Some(decided)),
-                            ));
-                        }
-                        if let Some((at, fault)) = p.complaint {
-                            new_complaints.push((
-                                complaints::shop_id.eq(p.shop),
-                                complaints::buyer_id.eq(p.buyer),
-                                complaints::order_id.eq(Some(*id)),
-                                complaints::reason.eq("late_shipping"),
-                                complaints::body.eq("压测投诉"),
-                                complaints::status.eq("ruled"),
-                                complaints::merchant_at_fault.eq(Some(fault)),
-                                complaints::created_at.eq(at),
-                                complaints::ruled_at.eq(Some(at + Duration::days(2))),
-                            ));
-                        }
-                    }
-                    crate::per_backend!(c, |c| diesel::insert_into(ratings::table)
-                        .values(&new_ratings)
-                        .execute(c))?;
-                    if !new_refunds.is_empty() {
-                        crate::per_backend!(c, |c| diesel::insert_into(refunds::table)
-                            .values(&new_refunds)
-                            .execute(c))?;
-                    }
-                    if !new_complaints.is_empty() {
-                        crate::per_backend!(c, |c| diesel::insert_into(complaints::table)
-                            .values(&new_complaints)
-                            .execute(c))?;
-                    }
-                    counts.0 += new_ratings.len();
-                    counts.1 += new_refunds.len();
-                    counts.2 += new_complaints.len();
-                }
-                Ok::<_, AppError>(counts)
-            })?;
-            made.0 += last - first;
-            made.1 += counts.0;
-            made.2 += counts.1;
-            made.3 += counts.2;
-            if made.0 >= next_report || last == n_orders {
-                progress(&format!("{} orders, {} ratings", made.0, made.1));
-                next_report += 1_000_000;
+    let (on, off) = bulk_settings(conn.backend());
+    crate::db::with_setting(conn, on, off, |conn| {
+        write_tx(conn, |conn| {
+            for (drop, _) in &deferred {
+                crate::per_backend!(conn, |c| diesel::sql_query(drop.as_str()).execute(c))?;
             }
-        }
-        for (_, definition) in deferred.iter().rev() {
-            crate::per_backend!(conn, |c| diesel::sql_query(definition.as_str()).execute(c))?;
-        }
-        progress(&format!("{} indexes and keys made again", deferred.len()));
-        Ok::<_, AppError>(())
-    });
-    bulk_settings(conn, false)?;
-    bulk?;
+            for first in (0..n_orders).step_by(STEP_ORDERS) {
+                let last = (first + STEP_ORDERS).min(n_orders);
+                let counts = {
+                    let c = &mut *conn;
+                    let mut counts = (0usize, 0usize, 0usize);
+                    for start in (first..last).step_by(ROWS) {
+                        let end = (start + ROWS).min(last);
+                        let plan: Vec<Planned> = (start..end)
+                            .map(|j| {
+                                let mut p =
+                                    plan_order(&mut rng, j, n_ratings, &shop_ids, &buyers, now);
+                                if let Some((at, ..)) = p.rating {
+                                    let month = crate::dsr::job::platform_day(tz, at);
+                                    let key =
+                                        (p.shop_index, month.year_ce().1 * 12 + month.month0());
+                                    let k = per_month.entry(key).or_default();
+                                    let pick =
+                                        (p.shop_index * 7919 + key.1 as usize * 104_729 + *k)
+                                            % buyers.len();
+                                    // A buyer comes round again only after all the others.
+                                    p.seq = (*k / buyers.len()) as i64 + 1;
+                                    *k += 1;
+                                    (p.buyer, p.checkout) = buyers[pick];
+                                }
+                                p
+                            })
+                            .collect();
+                        let rows: Vec<_> = plan
+                            .iter()
+                            .enumerate()
+                            .map(|(k, p)| {
+                                (
+                                    orders::order_no.eq(format!("9{tag:03}{:012}", start + k)),
+                                    orders::checkout_id.eq(p.checkout),
+                                    orders::buyer_id.eq(p.buyer),
+                                    orders::shop_id.eq(p.shop),
+                                    orders::status.eq(p.status),
+                                    orders::items_fen.eq(p.total),
+                                    orders::shipping_fen.eq(0i64),
+                                    orders::total_fen.eq(p.total),
+                                    orders::refunded_fen.eq(if p.refund.is_some() {
+                                        p.total
+                                    } else {
+                                        0
+                                    }),
+                                    orders::recipient.eq("压测"),
+                                    orders::phone.eq("13800000000"),
+                                    orders::region.eq("上海市 上海市 徐汇区"),
+                                    orders::address_detail.eq("压测路 1 号"),
+                                    orders::buyer_note.eq(""),
+                                    orders::cancel_reason.eq(""),
+                                    orders::created_at.eq(p.paid),
+                                    orders::pay_deadline.eq(p.paid),
+                                    orders::paid_at.eq(Some(p.paid)),
+                                    orders::shipped_at.eq(p.shipped),
+                                    orders::delivered_at.eq(p.delivered),
+                                    orders::completed_at.eq(p.completed),
+                                    orders::updated_at.eq(p.paid),
+                                )
+                            })
+                            .collect();
+                        // The new ids by order number (the order of RETURNING rows is not promised).
+                        // Not read back by `id > max(id)`: on a young PostgreSQL table that range got
+                        // a sequential scan per batch.
+                        let returned: Vec<(i64, String)> = crate::per_backend!(c, |c| {
+                            diesel::insert_into(orders::table)
+                                .values(&rows)
+                                .returning((orders::id, orders::order_no))
+                                .get_results(c)
+                        })?;
+                        let mut ids = vec![0i64; plan.len()];
+                        for (id, no) in returned {
+                            let k = no[no.len() - 12..].parse::<usize>().map_err(|e| {
+                                AppError::Internal(format!("order number {no}: {e}"))
+                            })? - start;
+                            ids[k] = id;
+                        }
+                        let mut new_ratings = Vec::new();
+                        let mut new_refunds = Vec::new();
+                        let mut new_complaints = Vec::new();
+                        for (p, id) in plan.iter().zip(&ids) {
+                            if let Some((at, d, s, l)) = p.rating {
+                                let month = crate::dsr::job::platform_day(tz, at)
+                                    .format("%Y-%m")
+                                    .to_string();
+                                new_ratings.push((
+                                    ratings::order_id.eq(*id),
+                                    ratings::shop_id.eq(p.shop),
+                                    ratings::buyer_id.eq(p.buyer),
+                                    ratings::described.eq(d),
+                                    ratings::service.eq(s),
+                                    ratings::logistics.eq(l),
+                                    ratings::body.eq(""),
+                                    ratings::month.eq(month),
+                                    ratings::seq.eq(p.seq),
+                                    ratings::created_at.eq(at),
+                                ));
+                            }
+                            if let Some((at, category)) = p.refund {
+                                let decided = at + Duration::hours(2 + (id % 60));
+                                new_refunds.push((
+                                    refunds::order_id.eq(*id),
+                                    refunds::shop_id.eq(p.shop),
+                                    refunds::buyer_id.eq(p.buyer),
+                                    refunds::kind.eq("refund_only"),
+                                    refunds::reason.eq(if category == "quality" {
+                                        "quality_problem"
+                                    } else {
+                                        "changed_mind"
+                                    }),
+                                    refunds::reason_category.eq(category),
+                                    refunds::amount_fen.eq(p.total),
+                                    refunds::status.eq("refunded"),
+                                    refunds::respond_by.eq(at + Duration::hours(48)),
+                                    refunds::requested_at.eq(at),
+                                    refunds::decided_at.eq(Some(decided)),
+                                    refunds::completed_at.eq(Some(decided)),
+                                ));
+                            }
+                            if let Some((at, fault)) = p.complaint {
+                                new_complaints.push((
+                                    complaints::shop_id.eq(p.shop),
+                                    complaints::buyer_id.eq(p.buyer),
+                                    complaints::order_id.eq(Some(*id)),
+                                    complaints::reason.eq("late_shipping"),
+                                    complaints::body.eq("压测投诉"),
+                                    complaints::status.eq("ruled"),
+                                    complaints::merchant_at_fault.eq(Some(fault)),
+                                    complaints::created_at.eq(at),
+                                    complaints::ruled_at.eq(Some(at + Duration::days(2))),
+                                ));
+                            }
+                        }
+                        crate::per_backend!(c, |c| diesel::insert_into(ratings::table)
+                            .values(&new_ratings)
+                            .execute(c))?;
+                        if !new_refunds.is_empty() {
+                            crate::per_backend!(c, |c| diesel::insert_into(refunds::table)
+                                .values(&new_refunds)
+                                .execute(c))?;
+                        }
+                        if !new_complaints.is_empty() {
+                            crate::per_backend!(c, |c| diesel::insert_into(complaints::table)
+                                .values(&new_complaints)
+                                .execute(c))?;
+                        }
+                        counts.0 += new_ratings.len();
+                        counts.1 += new_refunds.len();
+                        counts.2 += new_complaints.len();
+                    }
+                    counts
+                };
+                made.0 += last - first;
+                made.1 += counts.0;
+                made.2 += counts.1;
+                made.3 += counts.2;
+                if made.0 >= next_report || last == n_orders {
+                    progress(&format!("{} orders, {} ratings", made.0, made.1));
+                    next_report += 1_000_000;
+                }
+            }
+            for (_, definition) in deferred.iter().rev() {
+                crate::per_backend!(conn, |c| diesel::sql_query(definition.as_str()).execute(c))?;
+            }
+            progress(&format!("{} indexes and keys made again", deferred.len()));
+            Ok::<_, AppError>(())
+        })
+    })?;
     Ok(vec![format!(
         "scoring scale data: {} shops, {} buyers, {} orders, {} ratings, {} refunds, {} complaints",
         shop_ids.len(),
@@ -375,17 +378,16 @@ fn deferrable(conn: &mut DbConn, tables: &[&str]) -> Result<Vec<(String, String)
     Ok(rows.into_iter().map(|d| (d.drop_sql, d.make_sql)).collect())
 }
 
-/// Session settings for the bulk load (on) and back to the defaults (off): more memory for
-/// the index builds; on SQLite a page cache large enough for the rows in flight.
-fn bulk_settings(conn: &mut DbConn, on: bool) -> Result<(), AppError> {
-    let sql = match (conn.backend(), on) {
-        (crate::db::Backend::Postgres, true) => "SET maintenance_work_mem = '256MB'",
-        (crate::db::Backend::Postgres, false) => "RESET maintenance_work_mem",
-        (crate::db::Backend::Sqlite, true) => "PRAGMA cache_size = -262144",
-        (crate::db::Backend::Sqlite, false) => "PRAGMA cache_size = -2000",
-    };
-    crate::per_backend!(conn, |c| diesel::sql_query(sql).execute(c))?;
-    Ok(())
+/// The session settings for the bulk load and the statements that put them back: more memory
+/// for the index builds; on SQLite a page cache large enough for the rows in flight.
+fn bulk_settings(backend: crate::db::Backend) -> (&'static str, &'static str) {
+    match backend {
+        crate::db::Backend::Postgres => (
+            "SET maintenance_work_mem = '256MB'",
+            "RESET maintenance_work_mem",
+        ),
+        crate::db::Backend::Sqlite => ("PRAGMA cache_size = -262144", "PRAGMA cache_size = -2000"),
+    }
 }
 
 /// Inserts the accounts `{prefix}_{i}` for i in `range` (verified, demo password); returns their
