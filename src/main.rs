@@ -182,7 +182,21 @@ fn describe(e: &AppError) -> String {
 /// Parses the command line; usage errors are one line and exit 2, help and version print as usual.
 fn parse_cli() -> Result<Cli, ExitCode> {
     use clap::error::ErrorKind;
-    Cli::try_parse().map_err(|e| match e.kind() {
+    let cli = Cli::try_parse().and_then(|cli| match cli.command {
+        Command::Seed {
+            shops: Some(0),
+            ratings: Some(m),
+            ..
+        } if m > 0 => {
+            use clap::CommandFactory;
+            Err(Cli::command().error(
+                ErrorKind::ValueValidation,
+                "--ratings needs at least one shop: --shops 1 or more",
+            ))
+        }
+        _ => Ok(cli),
+    });
+    cli.map_err(|e| match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = e.print();
             ExitCode::SUCCESS
