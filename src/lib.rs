@@ -14,6 +14,7 @@ pub mod error;
 pub mod governance;
 pub mod i18n;
 pub mod jobs;
+pub mod logs;
 pub mod mail;
 pub mod orders;
 pub mod pagination;

@@ -131,8 +131,11 @@ fn parse_role(s: &str) -> Result<Role, String> {
         .ok_or_else(|| format!("unknown role {s:?} (buyer, creator, merchant, moderator, admin)"))
 }
 
-/// Logs go to stderr; the server logs at info, one-shot commands only warnings (override with RUST_LOG).
-fn init_logging(json: bool, serving: bool) {
+/// Logs go to stderr; the server logs at info, one-shot commands only warnings (override with
+/// RUST_LOG). The server's informational lines are buffered (`haodian::logs`); the returned
+/// guard writes out the rest when it is dropped. Colours only on a terminal.
+fn init_logging(json: bool, serving: bool) -> Option<haodian::logs::FlushGuard> {
+    use std::io::IsTerminal;
     let default = if serving {
         "info,actix_server=warn"
     } else {
@@ -142,12 +145,26 @@ fn init_logging(json: bool, serving: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(std::io::stderr().is_terminal());
+    let (writer, guard) = if serving {
+        let (w, g) = haodian::logs::Buffered::new(std::io::stderr());
+        (
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(w),
+            Some(g),
+        )
+    } else {
+        (
+            tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+            None,
+        )
+    };
+    let b = b.with_writer(writer);
     if json {
         b.json().init();
     } else {
         b.init();
     }
+    guard
 }
 
 /// Folds a multi-line message (drivers' errors often have several) into one line.
@@ -226,7 +243,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(
+    let _flush = init_logging(
         settings.log_json,
         matches!(cli.command, Command::Serve { .. }),
     );

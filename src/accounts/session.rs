@@ -22,10 +22,12 @@ use crate::error::AppError;
 use crate::i18n::Locale;
 use crate::web::{self, csrf, CsrfExpected, NavUser, PageCtx};
 
-/// A random 256-bit token, hex-encoded.
+/// A random 256-bit token, hex-encoded. From the thread's CSPRNG (ChaCha, seeded and
+/// periodically reseeded from the OS), not a `getrandom` call per token: every first visit
+/// makes one.
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
 

@@ -721,7 +721,7 @@ async fn submit_listing(
 // ---------- buyers ----------
 
 #[derive(Template)]
-#[template(path = "catalog/product.html")]
+#[template(path = "catalog/product.html", whitespace = "minimize")]
 struct ProductPage {
     ctx: PageCtx,
     p: service::PublicProduct,

@@ -796,12 +796,12 @@ pub fn shop_categories(conn: &mut DbConn, shop_id: i64) -> Result<Vec<Category>,
 pub struct ShopCards;
 
 macro_rules! shop_cards {
-    ($agg:literal, $array:literal, $text:literal) => {
+    ($agg:literal, $array:literal, $order:literal, $text:literal) => {
         &[
             concat!(
                 "(SELECT ", $agg, "(", $array,
-                "(p.id, p.title, p.price_min, p.price_max, p.sales_count, p.cover_media_id) ",
-                "ORDER BY p.listed_at DESC, p.id DESC)", $text,
+                "(p.id, p.title, p.price_min, p.price_max, p.sales_count, p.cover_media_id)",
+                $order, ")", $text,
                 " FROM (SELECT id, title, price_min, price_max, sales_count, cover_media_id, listed_at",
                 " FROM products WHERE products.shop_id = shops.id AND products.status = 'listed'",
                 " ORDER BY listed_at DESC, id DESC LIMIT "
@@ -812,9 +812,18 @@ macro_rules! shop_cards {
     };
 }
 
+// PostgreSQL orders the aggregate explicitly. SQLite feeds an aggregate the rows of an ordered
+// sub-select in that order (the sub-select runs as a co-routine), and an ORDER BY inside the
+// aggregate made it sort the page again in a temporary b-tree: ~20 % of the statement's time.
+// The storefront tests check the order on both backends.
 impl JsonSql for ShopCards {
-    const POSTGRES: &'static [&'static str] = shop_cards!("json_agg", "json_build_array", "::text");
-    const SQLITE: &'static [&'static str] = shop_cards!("json_group_array", "json_array", "");
+    const POSTGRES: &'static [&'static str] = shop_cards!(
+        "json_agg",
+        "json_build_array",
+        " ORDER BY p.listed_at DESC, p.id DESC",
+        "::text"
+    );
+    const SQLITE: &'static [&'static str] = shop_cards!("json_group_array", "json_array", "", "");
 }
 
 /// Listed products of a shop, newest first, optionally matching `q` and a category.

@@ -640,7 +640,7 @@ async fn unfollow(
 // ---------- storefront ----------
 
 #[derive(Template)]
-#[template(path = "shops/storefront.html")]
+#[template(path = "shops/storefront.html", whitespace = "minimize")]
 struct StorefrontPage {
     ctx: PageCtx,
     s: service::Storefront,

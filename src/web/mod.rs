@@ -351,10 +351,8 @@ where
     F: FnOnce(&mut crate::db::DbConn, &AppState) -> Result<T, AppError> + Send + 'static,
     T: Send + 'static,
 {
-    let read_tx = |c: &mut crate::db::DbConn, st: &AppState, f: F| match c {
-        crate::db::DbConn::Sqlite(_) => diesel::Connection::transaction(c, |c| f(c, st)),
-        crate::db::DbConn::Postgres(_) => f(c, st),
-    };
+    let read_tx =
+        |c: &mut crate::db::DbConn, st: &AppState, f: F| crate::db::read_tx(c, |c| f(c, st));
     let sqlite =
         crate::db::Backend::of_url(&state.settings.database_url) == crate::db::Backend::Sqlite;
     if let Some(mut conn) = sqlite.then(|| state.pool.try_get()).flatten() {

@@ -868,6 +868,32 @@ async fn bench_seed_builds_a_sixty_product_storefront() {
         .next()
         .unwrap()
         .to_string();
+    // Listing times out of step with the ids, with ties: the grid is newest listed first, ties
+    // by the higher id, across its pages.
+    use haodian::db::schema::products;
+    let base = chrono::NaiveDate::from_ymd_opt(2026, 11, 1)
+        .unwrap()
+        .and_hms_opt(8, 0, 0)
+        .unwrap();
+    use haodian::db::schema::shops;
+    let ids_in_db: Vec<i64> = products::table
+        .inner_join(shops::table)
+        .filter(shops::slug.eq("bench-shop"))
+        .filter(products::status.eq("listed"))
+        .select(products::id)
+        .load(&mut app.conn())
+        .unwrap();
+    let mut expected: Vec<(chrono::NaiveDateTime, i64)> = Vec::new();
+    for id in ids_in_db {
+        let at = base + chrono::Duration::minutes((id * 7) % 13);
+        diesel::update(products::table.find(id))
+            .set(products::listed_at.eq(Some(at)))
+            .execute(&mut app.conn())
+            .unwrap();
+        expected.push((at, id));
+    }
+    expected.sort_by(|a, b| b.cmp(a));
+    let expected: Vec<String> = expected.iter().map(|(_, id)| id.to_string()).collect();
     let c = app.client();
     let store = c.get("/shops/bench-shop").await;
     store.assert_status(200);
@@ -893,6 +919,7 @@ async fn bench_seed_builds_a_sixty_product_storefront() {
     }
     let distinct: std::collections::BTreeSet<_> = all_ids.iter().collect();
     assert_eq!((all_ids.len(), distinct.len()), (60, 60));
+    assert_eq!(all_ids, expected, "newest listed first, ties by id");
     let page = c.get(&format!("/products/{product}")).await;
     page.assert_status(200);
     assert_eq!(page.body.matches("class=\"sku-option").count(), 10);
