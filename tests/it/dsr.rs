@@ -625,6 +625,26 @@ fn scale_seed_makes_scorable_data() {
     };
     let before = schema(&mut pool.get().unwrap());
     assert!(before.len() > 50, "{before:?}");
+    // Ratings without shops to put them in: a one-line usage error, nothing written.
+    let refused = std::process::Command::new(BIN)
+        .args(["seed", "--shops", "0", "--ratings", "10"])
+        .env("DATABASE_URL", &db.url)
+        .env("MAIL_URL", "log")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--shops 1 or more") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(
+        ratings::table
+            .count()
+            .get_result::<i64>(&mut pool.get().unwrap())
+            .unwrap(),
+        0
+    );
     let out = std::process::Command::new(BIN)
         .args(["seed", "--shops", "30", "--ratings", "3000"])
         .env("DATABASE_URL", &db.url)
