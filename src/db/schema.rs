@@ -18,6 +18,8 @@ diesel::table! {
         updated_at -> Timestamp,
         totp_secret -> Nullable<Text>,
         totp_last_step -> Nullable<BigInt>,
+        followers_count -> BigInt,
+        following_count -> BigInt,
     }
 }
 

@@ -511,18 +511,24 @@ pub fn remove_staff(conn: &mut DbConn, me: &SessionUser, user_id: i64) -> Result
 
 // ---------- follows ----------
 
+/// An account's followers (kept on the account by triggers on `follows`).
 pub fn follower_count(conn: &mut DbConn, user_id: i64) -> Result<i64, AppError> {
-    Ok(crate::per_backend!(conn, |c| follows::table
-        .filter(follows::followee_id.eq(user_id))
-        .count()
-        .get_result(c))?)
+    Ok(crate::per_backend!(conn, |c| users::table
+        .find(user_id)
+        .select(users::followers_count)
+        .first(c)
+        .optional())?
+    .unwrap_or(0))
 }
 
+/// The accounts an account follows (kept like [`follower_count`]).
 pub fn following_count(conn: &mut DbConn, user_id: i64) -> Result<i64, AppError> {
-    Ok(follows::table
-        .filter(follows::follower_id.eq(user_id))
-        .count()
-        .get_result(conn)?)
+    Ok(users::table
+        .find(user_id)
+        .select(users::following_count)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0))
 }
 
 pub fn follow(
@@ -771,8 +777,8 @@ pub struct Storefront {
 }
 
 /// A storefront's header and, when `grid` names a page (size and offset), that page of its
-/// unfiltered product grid. One round trip: the follower and listed-product counts are
-/// sub-selects, the newest score badge a join and the grid JSON rows
+/// unfiltered product grid. One round trip: the official account's follower count is a column
+/// of it, the listed-product count a sub-select, the newest score badge a join and the grid JSON rows
 /// ([`crate::catalog::service::ShopCards`]); on PostgreSQL every statement is a round trip.
 pub fn storefront(
     conn: &mut DbConn,
@@ -790,7 +796,7 @@ pub fn storefront(
         String,
         Category,
         Option<Badge>,
-        Option<i64>,
+        i64,
         Option<i64>,
         Option<String>,
     );
@@ -805,10 +811,7 @@ pub fn storefront(
                 users::handle,
                 Category::as_select(),
                 Option::<Badge>::as_select(),
-                follows::table
-                    .filter(follows::followee_id.eq(shops::official_user_id))
-                    .count()
-                    .single_value(),
+                users::followers_count,
                 products::table
                     .filter(products::shop_id.eq(shops::id))
                     .filter(products::status.eq("listed"))
@@ -822,7 +825,7 @@ pub fn storefront(
     Ok(Storefront {
         cards: json_rows::parse(cards.as_deref())?,
         badge,
-        followers: followers.unwrap_or(0),
+        followers,
         listed: listed.unwrap_or(0),
         official_handle,
         category,

@@ -594,14 +594,45 @@ async fn follow_and_unfollow_update_counts() {
         "following twice counts once; handles are case-insensitive"
     );
     assert!(page.body.contains("id=\"unfollow\""));
-    fan.post("/@star/unfollow", &[("csrf_token", &token)])
+    assert!(fan
+        .get("/@fan_one")
         .await
-        .assert_status(303);
+        .body
+        .contains("<strong id=\"following\">1</strong>"));
+    // Unfollowing twice counts once too (the counts are kept on the account).
+    for _ in 0..2 {
+        fan.post("/@star/unfollow", &[("csrf_token", &token)])
+            .await
+            .assert_status(303);
+    }
     assert!(fan
         .get("/@star")
         .await
         .body
         .contains("<strong id=\"followers\">0</strong>"));
+    assert!(fan
+        .get("/@fan_one")
+        .await
+        .body
+        .contains("<strong id=\"following\">0</strong>"));
+    // Many fans at once: each follow counts once.
+    let mut fans = Vec::new();
+    for i in 0..6 {
+        let c = app.logged_in(&format!("crowd_{i}"), Role::Buyer).await;
+        let t = c.csrf().await;
+        fans.push((c, t));
+    }
+    let follows = fans
+        .iter()
+        .map(|(c, t)| async move { c.post("/@star/follow", &[("csrf_token", t.as_str())]).await });
+    for r in futures_util::future::join_all(follows).await {
+        r.assert_status(303);
+    }
+    assert!(fan
+        .get("/@star")
+        .await
+        .body
+        .contains("<strong id=\"followers\">6</strong>"));
     // A shop's storefront counts its official account's followers.
     let owner = app.logged_in("tea_owner", Role::Buyer).await;
     open_apparel_shop(&app, &owner, "茶铺", "tea-owner")
