@@ -18,6 +18,9 @@ pub struct User {
     pub locale: Option<String>,
     pub email_verified_at: Option<NaiveDateTime>,
     pub password_changed_at: NaiveDateTime,
+    /// Kept by triggers on `follows`.
+    pub followers_count: i64,
+    pub following_count: i64,
 }
 
 /// Roles beyond "buyer", which every account is.

@@ -292,21 +292,23 @@ pub fn read_tx<T>(
     let DbConn::Sqlite(c) = conn else {
         return Err(diesel::result::Error::BrokenTransactionManager.into());
     };
-    let committed = match &result {
-        Ok(_) => fixed::Fixed::<Commit>::new(Vec::new())
-            .execute(c)
-            .map(|_| ()),
-        Err(_) => Err(diesel::result::Error::RollbackTransaction),
+    let rollback = |c: &mut diesel::SqliteConnection| {
+        <Tm as TransactionManager<diesel::SqliteConnection>>::rollback_transaction(c)
     };
-    match committed {
-        Ok(()) => {
-            status(c)?.change_transaction_depth(DecreaseDepth)?;
-            result
-        }
-        Err(commit_error) => {
-            <Tm as TransactionManager<diesel::SqliteConnection>>::rollback_transaction(c)?;
-            result?;
-            Err(commit_error.into())
+    match result {
+        Ok(value) => match fixed::Fixed::<Commit>::new(Vec::new()).execute(c) {
+            Ok(_) => {
+                status(c)?.change_transaction_depth(DecreaseDepth)?;
+                Ok(value)
+            }
+            Err(commit_error) => {
+                rollback(c)?;
+                Err(commit_error.into())
+            }
+        },
+        Err(e) => {
+            rollback(c)?;
+            Err(e)
         }
     }
 }

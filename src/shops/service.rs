@@ -511,26 +511,6 @@ pub fn remove_staff(conn: &mut DbConn, me: &SessionUser, user_id: i64) -> Result
 
 // ---------- follows ----------
 
-/// An account's followers (kept on the account by triggers on `follows`).
-pub fn follower_count(conn: &mut DbConn, user_id: i64) -> Result<i64, AppError> {
-    Ok(crate::per_backend!(conn, |c| users::table
-        .find(user_id)
-        .select(users::followers_count)
-        .first(c)
-        .optional())?
-    .unwrap_or(0))
-}
-
-/// The accounts an account follows (kept like [`follower_count`]).
-pub fn following_count(conn: &mut DbConn, user_id: i64) -> Result<i64, AppError> {
-    Ok(users::table
-        .find(user_id)
-        .select(users::following_count)
-        .first(conn)
-        .optional()?
-        .unwrap_or(0))
-}
-
 pub fn follow(
     conn: &mut DbConn,
     me: &SessionUser,
@@ -586,30 +566,32 @@ pub fn list_authorizations(
     rules: AuthorizationRules,
 ) -> Result<(Membership, Vec<AuthorizedAccount>), AppError> {
     let m = require_shop_role(conn, me, ShopRole::Owner)?;
-    let rows: Vec<(i64, i64, String, String, NaiveDateTime)> = sa::table
+    let rows: Vec<(i64, String, String, i64, NaiveDateTime)> = sa::table
         .inner_join(users::table)
         .filter(sa::shop_id.eq(m.shop.id))
         .filter(sa::revoked_at.is_null())
         .order(sa::authorized_at)
         .select((
             sa::id,
-            users::id,
             users::handle,
             users::display_name,
+            users::followers_count,
             sa::authorized_at,
         ))
         .load(conn)?;
-    let mut out = Vec::new();
-    for (id, uid, handle, display_name, authorized_at) in rows {
-        out.push(AuthorizedAccount {
-            id,
-            handle,
-            display_name,
-            followers: follower_count(conn, uid)?,
-            authorized_at,
-            revocable_from: authorized_at + Duration::days(rules.min_days_before_revoke),
-        });
-    }
+    let out = rows
+        .into_iter()
+        .map(
+            |(id, handle, display_name, followers, authorized_at)| AuthorizedAccount {
+                id,
+                handle,
+                display_name,
+                followers,
+                authorized_at,
+                revocable_from: authorized_at + Duration::days(rules.min_days_before_revoke),
+            },
+        )
+        .collect();
     Ok((m, out))
 }
 
@@ -627,8 +609,7 @@ pub fn authorize_account(
     if user.id == me.id || shop_of_official(conn, user.id)?.is_some() {
         return Err(AppError::field("handle", "auth_is_official"));
     }
-    let followers = follower_count(conn, user.id)?;
-    if followers < rules.min_followers {
+    if user.followers_count < rules.min_followers {
         return Err(AppError::field("handle", "auth_followers"));
     }
     // The shop's experience score must meet the rules' bar (a shop without enough data for a
@@ -721,8 +702,6 @@ pub fn revoke_authorization(
 #[derive(Debug, Clone)]
 pub struct Profile {
     pub user: User,
-    pub followers: i64,
-    pub following: i64,
     pub viewer_follows: bool,
     /// The shop and whether this account is its official account.
     pub shop: Option<(Shop, bool)>,
@@ -753,8 +732,6 @@ pub fn profile(conn: &mut DbConn, handle: &str, viewer: Option<i64>) -> Result<P
             .map(|s| (s, false)),
     };
     Ok(Profile {
-        followers: follower_count(conn, user.id)?,
-        following: following_count(conn, user.id)?,
         viewer_follows,
         shop,
         user,
