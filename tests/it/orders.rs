@@ -1886,3 +1886,66 @@ async fn a_checkout_short_on_one_sku_names_that_line_and_takes_nothing() {
         .unwrap();
     assert_eq!(orders, 0);
 }
+
+#[tokio::test]
+async fn a_checkout_to_another_buyers_address_or_none_writes_nothing_and_keeps_the_key() {
+    use haodian::db::schema::{addresses, cart_items};
+    let app = spawn_app();
+    let m = merchant(&app, "addr_shop").await;
+    let sku = product(&app, &m, "毛巾（2026 新款）", "", "12", 5).await[0];
+    // Two buyers with an address each; the second one's is the one tried.
+    let b = buyers(&app, "addr", 2).await.remove(0);
+    add_to_cart(&b, sku, 2).await.assert_status(303);
+    let fields = checkout_fields(&b).await;
+    let other_id: i64 = users::table
+        .filter(users::handle.eq("addr1"))
+        .select(users::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let other_address: i64 = addresses::table
+        .filter(addresses::user_id.eq(other_id))
+        .select(addresses::id)
+        .first(&mut *app.conn())
+        .unwrap();
+    let with_address = |id: &str| -> Vec<(String, String)> {
+        fields
+            .iter()
+            .map(|(k, v)| match k.as_str() {
+                "address_id" => (k.clone(), id.to_string()),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect()
+    };
+    // Another buyer's address, and none at all: the form comes back, nothing is written.
+    for fs in [
+        with_address(&other_address.to_string()),
+        fields
+            .iter()
+            .filter(|(k, _)| k != "address_id")
+            .cloned()
+            .collect(),
+    ] {
+        let r = post_fields(&b, "/checkout", &fs).await;
+        r.assert_status(422);
+        assert!(r.body.contains("请选择收货地址"), "{}", r.body);
+        let placed: i64 = checkouts::table
+            .count()
+            .get_result(&mut *app.conn())
+            .unwrap();
+        assert_eq!(placed, 0, "no checkout key kept");
+        let ordered: i64 = orders::table.count().get_result(&mut *app.conn()).unwrap();
+        assert_eq!(ordered, 0);
+        assert_eq!(stock(&app, sku), 5);
+        let in_cart: i64 = cart_items::table
+            .count()
+            .get_result(&mut *app.conn())
+            .unwrap();
+        assert_eq!(in_cart, 1, "the cart is as it was");
+    }
+    // The same key with the buyer's own address then places the order.
+    let r = post_fields(&b, "/checkout", &fields).await;
+    r.assert_status(303);
+    let id = checkout_id(&r);
+    assert_eq!(order_nos_of_checkout(&app, id).len(), 1);
+    assert_eq!(stock(&app, sku), 3);
+}
