@@ -132,6 +132,9 @@ pub fn nightly(
 
 // ---------- gathering ----------
 
+/// A double-precision zero (a bare `0.0` is numeric on PostgreSQL).
+const ZERO: &str = "CAST(0.0 AS DOUBLE PRECISION)";
+
 /// A timestamp literal for the backend (values made here, never user input).
 fn ts(b: Backend, t: NaiveDateTime) -> String {
     let s = t.format("%Y-%m-%d %H:%M:%S");
@@ -386,12 +389,23 @@ fn gather(
     //      shipping allowance) and the lagged window's denominator;
     //    - orders delivered in the window (age `dd`; by the delivery scan, or completion
     //      without one) and the delivery times of the scanned ones.
+    //    The ages are read back from the weights joined on them (`wp.d` is `pd`, `wd.d` is
+    //    `dd`: every age in range has a weight row): PostgreSQL flattens the subquery and would
+    //    otherwise work out the CASE behind `pd` again for every aggregate that mentions it.
+    //    For the same reason the shipping credit compares timestamps there instead of an
+    //    hours column, and its constants are doubles (a numeric CASE is converted per row).
     let longest = r.ship_credit.last().map(|c| c.0).unwrap_or(48);
-    let mut credit = format!("CASE WHEN o.shipped_at IS NULL OR o.shipped_at >= {end} THEN 0.0");
+    let mut credit = format!("CASE WHEN o.shipped_at IS NULL OR o.shipped_at >= {end} THEN {ZERO}");
     for (bound, c) in &r.ship_credit {
-        credit.push_str(&format!(" WHEN o.sh <= {bound} THEN {c:.6}"));
+        let within = match b {
+            Backend::Postgres => format!("o.shipped_at <= o.paid_at + INTERVAL '{bound} hours'"),
+            Backend::Sqlite => format!("o.sh <= {bound}"),
+        };
+        credit.push_str(&format!(
+            " WHEN {within} THEN CAST({c:.6} AS DOUBLE PRECISION)"
+        ));
     }
-    credit.push_str(" ELSE 0.0 END");
+    credit.push_str(&format!(" ELSE {ZERO} END"));
     let shippable = format!(
         "o.paid_at < {cut} AND (o.shipped_at IS NOT NULL OR o.status NOT IN ('cancelled', 'closed'))",
         cut = ts(b, end_t - Duration::hours(longest))
@@ -407,24 +421,24 @@ fn gather(
         "{delivered} >= {start} AND {delivered} < {end}",
         start = since(window)
     );
-    let in_window = format!("o.pd < {window}");
+    let in_window = format!("wp.d < {window}");
     let sql = format!(
         "SELECT o.shop_id AS shop_id, \
            CAST(SUM(CASE WHEN {in_window} THEN 1 ELSE 0 END) AS BIGINT) AS n, \
-           CAST(SUM(CASE WHEN o.pd IS NOT NULL AND o.paid_at >= {recent} THEN 1 ELSE 0 END) AS BIGINT) AS recent, \
-           CAST(SUM(CASE WHEN {in_window} AND {shippable} THEN wp.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS ship_den, \
-           CAST(SUM(CASE WHEN {in_window} AND {shippable} THEN ({credit}) * wp.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS ship_num, \
-           CAST(SUM(CASE WHEN o.pd >= {lag_from} AND o.pd <= {lag_to} THEN wp.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS lag_den, \
+           CAST(SUM(CASE WHEN wp.d IS NOT NULL AND o.paid_at >= {recent} THEN 1 ELSE 0 END) AS BIGINT) AS recent, \
+           CAST(SUM(CASE WHEN {in_window} AND {shippable} THEN wp.wt ELSE {ZERO} END) AS DOUBLE PRECISION) AS ship_den, \
+           CAST(SUM(CASE WHEN {in_window} AND {shippable} THEN ({credit}) * wp.wt ELSE {ZERO} END) AS DOUBLE PRECISION) AS ship_num, \
+           CAST(SUM(CASE WHEN wp.d >= {lag_from} AND wp.d <= {lag_to} THEN wp.wt ELSE {ZERO} END) AS DOUBLE PRECISION) AS lag_den, \
            CAST(SUM(CASE WHEN wd.wt IS NULL THEN 0.0 ELSE wd.wt END) AS DOUBLE PRECISION) AS den, \
-           CAST(SUM(CASE WHEN o.dd IS NOT NULL AND {scanned} THEN wd.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS time_den, \
-           CAST(SUM(CASE WHEN o.dd IS NOT NULL AND {scanned} THEN o.h * wd.wt ELSE 0.0 END) AS DOUBLE PRECISION) AS time_num \
+           CAST(SUM(CASE WHEN wd.d IS NOT NULL AND {scanned} THEN wd.wt ELSE {ZERO} END) AS DOUBLE PRECISION) AS time_den, \
+           CAST(SUM(CASE WHEN wd.d IS NOT NULL AND {scanned} THEN o.h * wd.wt ELSE {ZERO} END) AS DOUBLE PRECISION) AS time_num \
          FROM (SELECT shop_id, paid_at, shipped_at, delivered_at, status, \
                  CASE WHEN {paid_in} THEN {page} END AS pd, \
                  CASE WHEN {delivered_in} THEN {dage} END AS dd, \
                  {sh} AS sh, {h} AS h \
                FROM orders WHERE ({scan}paid_at >= {paid_start} AND {scan}paid_at < {end}) OR ({delivered_in}){once}) o \
          LEFT JOIN {w} wp ON wp.d = o.pd LEFT JOIN {w} wd ON wd.d = o.dd \
-         WHERE o.pd IS NOT NULL OR o.dd IS NOT NULL GROUP BY o.shop_id",
+         WHERE wp.d IS NOT NULL OR wd.d IS NOT NULL GROUP BY o.shop_id",
         page = age(b, "paid_at", end_t),
         dage = age(b, delivered, end_t),
         sh = hours(b, "paid_at", "shipped_at"),
