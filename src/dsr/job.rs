@@ -366,7 +366,7 @@ fn gather(
            CAST(SUM(CASE WHEN {counted} THEN x.described ELSE 0 END) AS DOUBLE PRECISION) AS d, \
            CAST(SUM(CASE WHEN {counted} THEN x.service ELSE 0 END) AS DOUBLE PRECISION) AS s, \
            CAST(SUM(CASE WHEN {counted} THEN x.logistics ELSE 0 END) AS DOUBLE PRECISION) AS l, \
-           CAST(SUM(CASE WHEN w.wt IS NULL THEN 0.0 ELSE w.wt END) AS DOUBLE PRECISION) AS bad \
+           CAST(SUM(CASE WHEN w.wt IS NULL THEN {ZERO} ELSE w.wt END) AS DOUBLE PRECISION) AS bad \
          FROM (SELECT shop_id, created_at, seq, described, service, logistics, \
                  CASE WHEN created_at >= {bad_start} AND described <= {max} THEN {age} END AS bd \
                FROM ratings WHERE {scan}created_at >= {first} AND {scan}created_at < {end}{once}) x \
@@ -429,7 +429,7 @@ fn gather(
            CAST(SUM(CASE WHEN {in_window} AND {shippable} THEN wp.wt ELSE {ZERO} END) AS DOUBLE PRECISION) AS ship_den, \
            CAST(SUM(CASE WHEN {in_window} AND {shippable} THEN ({credit}) * wp.wt ELSE {ZERO} END) AS DOUBLE PRECISION) AS ship_num, \
            CAST(SUM(CASE WHEN wp.d >= {lag_from} AND wp.d <= {lag_to} THEN wp.wt ELSE {ZERO} END) AS DOUBLE PRECISION) AS lag_den, \
-           CAST(SUM(CASE WHEN wd.wt IS NULL THEN 0.0 ELSE wd.wt END) AS DOUBLE PRECISION) AS den, \
+           CAST(SUM(CASE WHEN wd.wt IS NULL THEN {ZERO} ELSE wd.wt END) AS DOUBLE PRECISION) AS den, \
            CAST(SUM(CASE WHEN wd.d IS NOT NULL AND {scanned} THEN wd.wt ELSE {ZERO} END) AS DOUBLE PRECISION) AS time_den, \
            CAST(SUM(CASE WHEN wd.d IS NOT NULL AND {scanned} THEN o.h * wd.wt ELSE {ZERO} END) AS DOUBLE PRECISION) AS time_num \
          FROM (SELECT shop_id, paid_at, shipped_at, delivered_at, status, \
