@@ -529,6 +529,7 @@ diesel::table! {
         tier -> Text,
         low_days -> BigInt,
         created_at -> Timestamp,
+        sums -> Nullable<Text>,
     }
 }
 

@@ -45,18 +45,40 @@ impl Peers {
     }
 }
 
+/// Values this close count as equal (relative, or absolute below 1): the same rate summed in
+/// another order (PostgreSQL adds up in parallel) or carried on from yesterday's running sums
+/// differs in its last bits, which must not break a tie between shops.
+pub const TIE: f64 = 1e-9;
+
+fn same(a: f64, b: f64) -> bool {
+    (a - b).abs() <= TIE * a.abs().max(b.abs()).max(1.0)
+}
+
 /// Percent rank of each value among `values`: the share of the *other* values that are
 /// worse, a tie counting half (so tied shops share the middle of their places: when every
 /// shop has the same defect rate, all sit at 0.5, not at the bottom). The best gets 1, the
-/// worst 0; a lone value gets 0.5 (nothing to compare with).
+/// worst 0; a lone value gets 0.5 (nothing to compare with). Values within [`TIE`] of the
+/// first of a run of close values tie.
 pub fn percent_ranks(values: &[f64], higher_is_better: bool) -> Vec<f64> {
     let n = values.len();
     if n == 1 {
         return vec![0.5];
     }
-    let mut sorted: Vec<f64> = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    values
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    // Each value's class: equal classes tie, classes ascend with the values.
+    let mut class = vec![0usize; n];
+    let mut sorted = Vec::with_capacity(n);
+    let (mut k, mut first) = (0, order.first().map(|&i| values[i]).unwrap_or(0.0));
+    for &i in &order {
+        if !same(first, values[i]) {
+            k += 1;
+            first = values[i];
+        }
+        class[i] = k;
+        sorted.push(k);
+    }
+    class
         .iter()
         .map(|&v| {
             let below = sorted.partition_point(|&x| x < v);
@@ -198,6 +220,10 @@ mod tests {
         // Everyone equal: everyone in the middle.
         assert_eq!(percent_ranks(&[0.0, 0.0, 0.0], false), vec![0.5, 0.5, 0.5]);
         assert_eq!(percent_ranks(&[0.3], true), vec![0.5]);
+        // The same rate summed in another order, or a zero left over as a rounding residue,
+        // still ties; a real difference does not.
+        let r = percent_ranks(&[0.1 + 0.2, 0.3, 1e-17, 0.0, 0.31], false);
+        assert_eq!(r, vec![0.375, 0.375, 0.875, 0.875, 0.0]);
         assert!(percent_ranks(&[], true).is_empty());
     }
 

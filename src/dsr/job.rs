@@ -73,14 +73,26 @@ pub struct Summary {
     pub cleared: usize,
     pub emails: usize,
     pub recommended: usize,
+    /// The ratings' sums were carried on from yesterday's (not a full pass over the window).
+    pub carried: bool,
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             out,
-            "{} shops, {} snapshots written, {} with a score, {} cleared, {} emails, {} recommended",
-            self.shops, self.written, self.scored, self.cleared, self.emails, self.recommended
+            "{} shops, {} snapshots written, {} with a score, {} cleared, {} emails, {} recommended, {}",
+            self.shops,
+            self.written,
+            self.scored,
+            self.cleared,
+            self.emails,
+            self.recommended,
+            if self.carried {
+                "ratings carried on from yesterday's sums"
+            } else {
+                "full pass"
+            }
         )
     }
 }
@@ -157,17 +169,17 @@ fn hours(b: Backend, a: &str, z: &str) -> String {
 /// (a subquery rather than a CTE: PostgreSQL will not run a plan with a CTE scan in parallel).
 fn weights(max_age: i64, r: &ScoreRules) -> String {
     let rows: Vec<String> = (0..=max_age)
-        .map(|age| {
-            format!(
-                "({age}, CAST({:.12} AS DOUBLE PRECISION))",
-                f::decay(age, r.half_life_days)
-            )
-        })
+        .map(|age| format!("({age}, {})", double(f::decay(age, r.half_life_days))))
         .collect();
     format!(
         "(SELECT column1 AS d, column2 AS wt FROM (VALUES {}) v)",
         rows.join(", ")
     )
+}
+
+/// A double-precision constant, written so that it reads back as the same number.
+fn double(x: f64) -> String {
+    format!("CAST({x:?} AS DOUBLE PRECISION)")
 }
 
 /// The age in whole days of a timestamp before `end` (the end of day D): 0 on day D.
@@ -202,14 +214,16 @@ struct RatingsRow {
     shop_id: i64,
     #[diesel(sql_type = BigInt)]
     n: i64,
-    #[diesel(sql_type = Double)]
-    d: f64,
-    #[diesel(sql_type = Double)]
-    s: f64,
-    #[diesel(sql_type = Double)]
-    l: f64,
+    #[diesel(sql_type = BigInt)]
+    d: i64,
+    #[diesel(sql_type = BigInt)]
+    s: i64,
+    #[diesel(sql_type = BigInt)]
+    l: i64,
     #[diesel(sql_type = Double)]
     bad: f64,
+    #[diesel(sql_type = BigInt)]
+    nb: i64,
 }
 
 #[derive(QueryableByName)]
@@ -290,8 +304,54 @@ pub struct Inputs {
     pub at_fault: f64,
     /// (median hours to decide a refund request, requests decided)
     pub refund_hours: Option<(f64, i64)>,
-    /// (counted ratings, as described, service, logistics)
+    /// (counted ratings, as described, service, logistics): the means of [`Inputs::dsr_sums`].
     pub dsr: Option<(i64, f64, f64, f64)>,
+    /// Counted ratings of the DSR window and their star totals per dimension.
+    pub dsr_sums: [i64; 4],
+    /// How many bad reviews `bad_reviews` weighs.
+    pub bad_count: i64,
+}
+
+impl Inputs {
+    /// The running sums a snapshot keeps for the next day's run.
+    pub fn sums(&self) -> Sums {
+        let [n, d, s, l] = self.dsr_sums;
+        Sums {
+            n,
+            d,
+            s,
+            l,
+            bad: self.bad_reviews,
+            nb: self.bad_count,
+        }
+    }
+
+    /// Takes over the ratings' sums (the DSR means follow from them; no bad review left
+    /// weighs exactly nothing, not a rounding residue).
+    fn set_ratings(&mut self, sums: [i64; 4], bad: f64, bad_count: i64) {
+        self.dsr_sums = sums;
+        self.bad_reviews = if bad_count > 0 { bad } else { 0.0 };
+        self.bad_count = bad_count;
+        let [n, d, s, l] = sums;
+        self.dsr = (n > 0).then(|| {
+            let k = n as f64;
+            (n, d as f64 / k, s as f64 / k, l as f64 / k)
+        });
+    }
+}
+
+/// The running sums behind a snapshot, kept with it (`dsr_snapshots.sums`, JSON) so that the
+/// next day's run adds that day's changes instead of reading the whole window again: the
+/// counted ratings of the DSR window and their star totals (whole numbers, exact), and the
+/// recency-weighted bad reviews of the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sums {
+    pub n: i64,
+    pub d: i64,
+    pub s: i64,
+    pub l: i64,
+    pub bad: f64,
+    pub nb: i64,
 }
 
 impl Inputs {
@@ -322,6 +382,50 @@ struct ShopRow {
     name: String,
     email: String,
     locale: Option<String>,
+    created_at: NaiveDateTime,
+}
+
+/// Yesterday's running sums, when day D can carry them on: yesterday's run finished, and
+/// started after yesterday ended (so its sums hold all of yesterday's ratings), under the
+/// rules in force today, and every shop scored today that existed yesterday has its sums (a
+/// shop back from clearance, say, would not). Otherwise `None`, and D is a full pass.
+fn carried(
+    conn: &mut DbConn,
+    tz: chrono_tz::Tz,
+    day: NaiveDate,
+    version: i64,
+    shops: &[ShopRow],
+    prev: &[(i64, i64, String, i64, Option<String>)],
+) -> Result<Option<HashMap<i64, Sums>>, AppError> {
+    use crate::db::schema::job_runs as jr;
+    let yesterday_end = day_start(tz, day);
+    let period = (day - Duration::days(1)).format("%Y-%m-%d").to_string();
+    let finished: i64 = jr::table
+        .filter(jr::job.eq(JOB))
+        .filter(jr::period.eq(&period))
+        .filter(jr::status.eq("done"))
+        .filter(jr::started_at.ge(yesterday_end))
+        .count()
+        .get_result(conn)?;
+    if finished == 0 {
+        return Ok(None);
+    }
+    let mut carry = HashMap::with_capacity(prev.len());
+    for (shop, _, _, rule_version, sums) in prev {
+        let parsed = sums
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<Sums>(t).ok());
+        match parsed {
+            Some(sums) if *rule_version == version => {
+                carry.insert(*shop, sums);
+            }
+            _ => return Ok(None),
+        }
+    }
+    let complete = shops
+        .iter()
+        .all(|s| s.created_at >= yesterday_end || carry.contains_key(&s.id));
+    Ok(complete.then_some(carry))
 }
 
 fn gather(
@@ -329,6 +433,7 @@ fn gather(
     tz: chrono_tz::Tz,
     day: NaiveDate,
     r: &ScoreRules,
+    carry: Option<&HashMap<i64, Sums>>,
 ) -> Result<HashMap<i64, Inputs>, AppError> {
     let b = conn.backend();
     let end_t = day_start(tz, day + Duration::days(1));
@@ -351,36 +456,106 @@ fn gather(
     // lookups (a unary + keeps the planner off the index).
     let scan = if b == Backend::Sqlite { "+" } else { "" };
 
-    // 1. One pass over the ratings: the DSR (counted ratings, i.e. within the monthly cap, of
-    //    the last 180 days) and the bad reviews ("as described" at or below the bar) of the
-    //    window, weighted by their age.
+    // 1. The ratings: the DSR (counted ratings, i.e. within the monthly cap, of the last 180
+    //    days) and the bad reviews ("as described" at or below the bar) of the window,
+    //    weighted by their age. Ratings never change and are dated when given, so with
+    //    yesterday's sums the day's change is exact: the ratings given on D come in (weight 1),
+    //    those of the day that just left each window go out, and yesterday's weighted sum
+    //    ages by a day (times 0.5^(1 / half-life)). Without them, one pass over the window.
     let (dsr_start, bad_start) = (since(r.dsr_window_days), since(window));
-    let first = since(r.dsr_window_days.max(window));
-    let counted = format!(
-        "x.created_at >= {dsr_start} AND x.seq <= {}",
-        r.dsr_monthly_cap
-    );
-    let sql = format!(
-        "SELECT x.shop_id AS shop_id, \
-           CAST(SUM(CASE WHEN {counted} THEN 1 ELSE 0 END) AS BIGINT) AS n, \
-           CAST(SUM(CASE WHEN {counted} THEN x.described ELSE 0 END) AS DOUBLE PRECISION) AS d, \
-           CAST(SUM(CASE WHEN {counted} THEN x.service ELSE 0 END) AS DOUBLE PRECISION) AS s, \
-           CAST(SUM(CASE WHEN {counted} THEN x.logistics ELSE 0 END) AS DOUBLE PRECISION) AS l, \
-           CAST(SUM(CASE WHEN w.wt IS NULL THEN {ZERO} ELSE w.wt END) AS DOUBLE PRECISION) AS bad \
-         FROM (SELECT shop_id, created_at, seq, described, service, logistics, \
-                 CASE WHEN created_at >= {bad_start} AND described <= {max} THEN {age} END AS bd \
-               FROM ratings WHERE {scan}created_at >= {first} AND {scan}created_at < {end}{once}) x \
-         LEFT JOIN {w} w ON w.d = x.bd GROUP BY x.shop_id",
-        age = age(b, "created_at", end_t),
-        max = r.bad_review_max_stars,
-    );
-    for row in load::<RatingsRow>(conn, &sql)? {
-        let e = by_shop.entry(row.shop_id).or_default();
-        if row.n > 0 {
-            let n = row.n as f64;
-            e.dsr = Some((row.n, row.d / n, row.s / n, row.l / n));
+    let stars = |col: &str, counted: &str| {
+        format!("CAST(SUM(CASE WHEN {counted} THEN x.{col} ELSE 0 END) AS BIGINT)")
+    };
+    if let Some(carry) = carry {
+        // The first instant of day D - k (k = a window's length: the day that just left it).
+        let gone = |k: i64| since(k + 1);
+        let day_of =
+            |from: &str, to: &str| format!("x.created_at >= {from} AND x.created_at < {to}");
+        let new = day_of(&since(1), &end);
+        let (dsr_in, dsr_out) = (gone(r.dsr_window_days), since(r.dsr_window_days));
+        let (bad_in, bad_out) = (gone(window), bad_start);
+        let counted = |range: &str| format!("{range} AND x.seq <= {}", r.dsr_monthly_cap);
+        let cap_new = counted(&new);
+        let cap_gone = counted(&day_of(&dsr_in, &dsr_out));
+        let bad = |range: &str| format!("{range} AND x.described <= {}", r.bad_review_max_stars);
+        // A counted rating's `e` in on D, out on the day that left the DSR window.
+        let signed = |e: &str| {
+            format!(
+                "CAST(SUM(CASE WHEN {cap_new} THEN {e} WHEN {cap_gone} THEN -({e}) ELSE 0 END) AS BIGINT)"
+            )
+        };
+        let sql = format!(
+            "SELECT x.shop_id AS shop_id, {n} AS n, {d} AS d, {s} AS s, {l} AS l, \
+               CAST(SUM(CASE WHEN {bad_new} THEN {one} WHEN {bad_gone} THEN {w_gone} \
+                             ELSE {ZERO} END) AS DOUBLE PRECISION) AS bad, \
+               CAST(SUM(CASE WHEN {bad_new} THEN 1 WHEN {bad_gone} THEN -1 ELSE 0 END) AS BIGINT) AS nb \
+             FROM ratings x WHERE ({new}) OR ({gone_dsr}) OR ({gone_bad}) GROUP BY x.shop_id",
+            n = signed("1"),
+            d = signed("x.described"),
+            s = signed("x.service"),
+            l = signed("x.logistics"),
+            bad_new = bad(&new),
+            bad_gone = bad(&day_of(&bad_in, &bad_out)),
+            one = double(f::decay(0, r.half_life_days)),
+            w_gone = double(-f::decay(window, r.half_life_days)),
+            gone_dsr = day_of(&dsr_in, &dsr_out),
+            gone_bad = day_of(&bad_in, &bad_out),
+        );
+        let aged = f::decay(1, r.half_life_days);
+        let mut delta: HashMap<i64, RatingsRow> = load::<RatingsRow>(conn, &sql)?
+            .into_iter()
+            .map(|row| (row.shop_id, row))
+            .collect();
+        for (&shop, c) in carry {
+            let (mut sums, mut bad, mut nb) = ([c.n, c.d, c.s, c.l], c.bad * aged, c.nb);
+            if let Some(row) = delta.remove(&shop) {
+                sums = [
+                    sums[0] + row.n,
+                    sums[1] + row.d,
+                    sums[2] + row.s,
+                    sums[3] + row.l,
+                ];
+                bad += row.bad;
+                nb += row.nb;
+            }
+            by_shop.entry(shop).or_default().set_ratings(sums, bad, nb);
         }
-        e.bad_reviews = row.bad;
+        for (shop, row) in delta {
+            by_shop.entry(shop).or_default().set_ratings(
+                [row.n, row.d, row.s, row.l],
+                row.bad,
+                row.nb,
+            );
+        }
+    } else {
+        let first = since(r.dsr_window_days.max(window));
+        let counted = format!(
+            "x.created_at >= {dsr_start} AND x.seq <= {}",
+            r.dsr_monthly_cap
+        );
+        let sql = format!(
+            "SELECT x.shop_id AS shop_id, \
+               CAST(SUM(CASE WHEN {counted} THEN 1 ELSE 0 END) AS BIGINT) AS n, \
+               {d} AS d, {s} AS s, {l} AS l, \
+               CAST(SUM(CASE WHEN w.wt IS NULL THEN {ZERO} ELSE w.wt END) AS DOUBLE PRECISION) AS bad, \
+               CAST(SUM(CASE WHEN w.wt IS NULL THEN 0 ELSE 1 END) AS BIGINT) AS nb \
+             FROM (SELECT shop_id, created_at, seq, described, service, logistics, \
+                     CASE WHEN created_at >= {bad_start} AND described <= {max} THEN {age} END AS bd \
+                   FROM ratings WHERE {scan}created_at >= {first} AND {scan}created_at < {end}{once}) x \
+             LEFT JOIN {w} w ON w.d = x.bd GROUP BY x.shop_id",
+            age = age(b, "created_at", end_t),
+            max = r.bad_review_max_stars,
+            d = stars("described", &counted),
+            s = stars("service", &counted),
+            l = stars("logistics", &counted),
+        );
+        for row in load::<RatingsRow>(conn, &sql)? {
+            by_shop.entry(row.shop_id).or_default().set_ratings(
+                [row.n, row.d, row.s, row.l],
+                row.bad,
+                row.nb,
+            );
+        }
     }
 
     // 2. One pass over the orders, for two sets of them:
@@ -539,6 +714,8 @@ pub struct Scored {
     pub tier: &'static str,
     pub low_days: i64,
     pub recent_orders: i64,
+    /// The running sums behind it, as the JSON the snapshot keeps.
+    pub sums: String,
 }
 
 /// (value, numerator, denominator, percent rank, points) of one metric of one shop.
@@ -620,6 +797,7 @@ pub fn compute(
                     tier: "unrated",
                     low_days: 0,
                     recent_orders: inp.recent_orders,
+                    sums: serde_json::to_string(&inp.sums()).unwrap_or_default(),
                 },
             );
         }
@@ -715,6 +893,7 @@ struct NewSnapshot {
     tier: String,
     low_days: i64,
     created_at: NaiveDateTime,
+    sums: Option<String>,
 }
 
 /// Test hook: the process exits right after committing this many batches (to prove resume).
@@ -735,7 +914,16 @@ pub fn score_day(
     let tz = settings.tz;
     let (version, r) = rules::current(conn)?;
     let end = day_start(tz, day + Duration::days(1));
-    let shop_rows: Vec<(i64, i64, String, String, String, Option<String>)> = shops::table
+    #[allow(clippy::type_complexity)]
+    let shop_rows: Vec<(
+        i64,
+        i64,
+        String,
+        String,
+        String,
+        Option<String>,
+        NaiveDateTime,
+    )> = shops::table
         .inner_join(users::table)
         .filter(shops::status.ne("cleared"))
         .filter(shops::created_at.lt(end))
@@ -747,19 +935,36 @@ pub fn score_day(
             shops::name,
             users::email,
             users::locale,
+            shops::created_at,
         ))
         .load(conn)?;
     let shop_list: Vec<ShopRow> = shop_rows
         .into_iter()
-        .map(|(id, category, status, name, email, locale)| ShopRow {
-            id,
-            category,
-            status,
-            name,
-            email,
-            locale,
-        })
+        .map(
+            |(id, category, status, name, email, locale, created_at)| ShopRow {
+                id,
+                category,
+                status,
+                name,
+                email,
+                locale,
+                created_at,
+            },
+        )
         .collect();
+    let day_s = day.format("%Y-%m-%d").to_string();
+    let prev_s = (day - Duration::days(1)).format("%Y-%m-%d").to_string();
+    let prev: Vec<(i64, i64, String, i64, Option<String>)> = snap::table
+        .filter(snap::day.eq(&prev_s))
+        .select((
+            snap::shop_id,
+            snap::low_days,
+            snap::tier,
+            snap::rule_version,
+            snap::sums,
+        ))
+        .load(conn)?;
+    let carry = carried(conn, tz, day, version, &shop_list, &prev)?;
     let started = std::time::Instant::now();
     // On SQLite the aggregates' sorts spill to temporary files while gathering instead of
     // growing in memory with the number of rows (the pool's connections keep temp_store =
@@ -769,17 +974,15 @@ pub fn score_day(
             conn,
             "PRAGMA temp_store = FILE",
             "PRAGMA temp_store = MEMORY",
-            |c| gather(c, tz, day, &r),
+            |c| gather(c, tz, day, &r, carry.as_ref()),
         )?,
-        Backend::Postgres => gather(conn, tz, day, &r)?,
+        Backend::Postgres => gather(conn, tz, day, &r, carry.as_ref())?,
     };
-    tracing::debug!(ms = started.elapsed().as_millis() as u64, "dsr gathered");
-    let day_s = day.format("%Y-%m-%d").to_string();
-    let prev_s = (day - Duration::days(1)).format("%Y-%m-%d").to_string();
-    let prev: Vec<(i64, i64, String)> = snap::table
-        .filter(snap::day.eq(&prev_s))
-        .select((snap::shop_id, snap::low_days, snap::tier))
-        .load(conn)?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        carried = carry.is_some(),
+        "dsr gathered"
+    );
     let prev_low: HashMap<i64, i64> = prev.iter().map(|p| (p.0, p.1)).collect();
     let prev_tier: HashMap<i64, String> = prev.into_iter().map(|p| (p.0, p.2)).collect();
     let pairs: Vec<(i64, i64)> = shop_list.iter().map(|s| (s.id, s.category)).collect();
@@ -790,6 +993,7 @@ pub fn score_day(
     let mut summary = Summary {
         shops: scored.len(),
         scored: scored.iter().filter(|s| s.score.is_some()).count(),
+        carried: carry.is_some(),
         ..Summary::default()
     };
     let fault = crash_after();
@@ -861,6 +1065,7 @@ pub fn score_day(
                     tier: tier.to_string(),
                     low_days: s.low_days,
                     created_at: now,
+                    sums: Some(s.sums.clone()),
                 });
             }
             mail::enqueue_many(c, &mails)?;
@@ -1020,6 +1225,7 @@ mod tests {
             tier,
             low_days: 0,
             recent_orders: recent,
+            sums: String::new(),
         };
         let scored = vec![
             mk(1, 1, 4.9, 5, "boost"),

@@ -767,3 +767,143 @@ fn refund_handling_time_is_the_median_of_the_decided_requests() {
     assert!((value.unwrap() - 5.0).abs() < 1e-6, "{value:?}");
     assert_eq!((den, rank), (Some(3.0), Some(1.0)));
 }
+
+/// The nightly run carries the ratings' sums on from yesterday's snapshot (the day's new
+/// ratings in, the day that left each window out); day after day that must give what a full
+/// pass over the window gives: the same counted ratings and star totals, the same weighted
+/// bad reviews to rounding, and so the same scores, ranks and tiers. Among them a shop whose
+/// only bad reviews age out of the window (its rate must be exactly 0 again, tied with the
+/// shops that never had one) and a buyer over the monthly cap.
+#[test]
+fn carried_sums_match_a_full_pass_day_after_day() {
+    use rand::{Rng, SeedableRng};
+    let db = TestDb::new();
+    let pool = open(&db);
+    let c = &mut *pool.get().unwrap();
+    let apparel: Vec<i64> = (0..4)
+        .map(|i| shop(c, &format!("carry-{i}"), "apparel"))
+        .collect();
+    let food = shop(c, "carry-food", "food");
+    let buyers: Vec<i64> = (0..4).map(|i| user(c, &format!("carry_b{i}"))).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261202);
+    let first = day_start(tz(), d("2026-05-10"));
+    let span = (day_start(tz(), d("2026-11-20")) - first).num_minutes();
+    for _ in 0..150 {
+        let s = if rng.gen_bool(0.2) {
+            food
+        } else {
+            apparel[rng.gen_range(0..3)]
+        };
+        let stars = (
+            rng.gen_range(1..=5),
+            rng.gen_range(1..=5),
+            rng.gen_range(1..=5),
+        );
+        let when = first + Duration::minutes(rng.gen_range(0..span));
+        rated(c, s, buyers[rng.gen_range(0..4)], stars, when);
+    }
+    // The fourth apparel shop: two bad reviews that leave the 90-day window during the run
+    // (mid-August), otherwise good ones; one buyer rates it five times in one month.
+    let last = apparel[3];
+    rated(c, last, buyers[0], (1, 3, 3), at("2026-08-10", 5));
+    rated(c, last, buyers[1], (2, 3, 3), at("2026-08-13", 20));
+    for i in 0..5 {
+        rated(c, last, buyers[2], (5, 5, 4), at("2026-10-03", i));
+    }
+    // Enough valid orders for a score everywhere in apparel.
+    for &s in &apparel {
+        for i in 0..35 {
+            order(
+                c,
+                s,
+                buyers[i % 4],
+                9900,
+                at("2026-10-01", 7 * i as i64),
+                Some(3 + (s + i as i64) % 40),
+                Some(30),
+            );
+        }
+    }
+
+    let days: Vec<NaiveDate> = (0..16)
+        .map(|k| d("2026-11-05") + Duration::days(k))
+        .collect();
+    for (k, day) in days.iter().enumerate() {
+        let RunOutcome::Scored(s) = run(&pool, &db, &day.to_string()) else {
+            panic!("{day} scored")
+        };
+        assert_eq!(s.carried, k > 0, "{day}: only the first day is a full pass");
+    }
+    let bad_of = |c: &mut DbConn, day: &str| {
+        let m: serde_json::Value = serde_json::from_str(&snap_of(c, last, day).metrics).unwrap();
+        m["bad_review_rate"]["num"].as_f64()
+    };
+    assert!(
+        bad_of(c, "2026-11-06").unwrap() > 0.0,
+        "still in the window"
+    );
+    assert_eq!(
+        bad_of(c, "2026-11-20"),
+        Some(0.0),
+        "aged out: exactly nothing"
+    );
+
+    // Score three of those days again as full passes (yesterday's run forgotten, so there is
+    // nothing to carry) and compare.
+    for day in ["2026-11-20", "2026-11-12", "2026-11-06"] {
+        let carried: Vec<SnapRow> = snapshots(c).into_iter().filter(|s| s.day == day).collect();
+        assert_eq!(carried.len(), 5);
+        let before = (d(day) - Duration::days(1)).to_string();
+        diesel::delete(job_runs::table.filter(job_runs::period.eq_any([day, before.as_str()])))
+            .execute(c)
+            .unwrap();
+        diesel::delete(snap::table.filter(snap::day.eq(day)))
+            .execute(c)
+            .unwrap();
+        let RunOutcome::Scored(s) = run(&pool, &db, day) else {
+            panic!("{day} scored again")
+        };
+        assert!(!s.carried, "{day}: full pass");
+        let full: Vec<SnapRow> = snapshots(c).into_iter().filter(|s| s.day == day).collect();
+        for (a, b) in carried.iter().zip(&full) {
+            let near = |x: Option<f64>, y: Option<f64>| match (x, y) {
+                (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                (x, y) => x == y,
+            };
+            assert_eq!(
+                (a.shop, a.rating_count, a.valid_orders),
+                (b.shop, b.rating_count, b.valid_orders)
+            );
+            assert_eq!(
+                (&a.tier, a.low_days, a.score),
+                (&b.tier, b.low_days, b.score),
+                "{day}"
+            );
+            for (x, y) in [
+                (a.described, b.described),
+                (a.service, b.service),
+                (a.described_vs, b.described_vs),
+                (a.logistics_vs, b.logistics_vs),
+                (a.raw, b.raw),
+            ] {
+                assert!(near(x, y), "{day} shop {}: {x:?} vs {y:?}", a.shop);
+            }
+            let (ma, mb): (serde_json::Value, serde_json::Value) = (
+                serde_json::from_str(&a.metrics).unwrap(),
+                serde_json::from_str(&b.metrics).unwrap(),
+            );
+            let (ma, mb) = (ma.as_object().unwrap(), mb.as_object().unwrap());
+            assert_eq!(ma.keys().collect::<Vec<_>>(), mb.keys().collect::<Vec<_>>());
+            for (name, fields) in ma {
+                for (field, x) in fields.as_object().unwrap() {
+                    let y = &mb[name][field];
+                    assert!(
+                        near(x.as_f64(), y.as_f64()),
+                        "{day} shop {} {name}.{field}: {x} vs {y}",
+                        a.shop
+                    );
+                }
+            }
+        }
+    }
+}

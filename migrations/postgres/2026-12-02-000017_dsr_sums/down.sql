@@ -1,0 +1,1 @@
+ALTER TABLE dsr_snapshots DROP COLUMN sums;
