@@ -18,7 +18,6 @@ use std::collections::{HashMap, HashSet};
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double};
-use serde_json::json;
 
 use super::formula::{self as f};
 use super::rules::{self, ScoreRules};
@@ -731,6 +730,9 @@ pub fn compute(
 ) -> Vec<Scored> {
     let empty = Inputs::default();
     let input = |id: i64| inputs.get(&id).unwrap_or(&empty);
+    // The metrics in the order of their names, as the snapshot's JSON lists them.
+    let mut by_name: Vec<usize> = (0..METRICS.len()).collect();
+    by_name.sort_by_key(|&i| METRICS[i].0);
     let mut by_cat: HashMap<i64, Vec<i64>> = HashMap::new();
     for &(id, cat) in shops {
         by_cat.entry(cat).or_default().push(id);
@@ -745,9 +747,8 @@ pub fn compute(
                 .collect();
             f::Peers::of(&values)
         });
-        // Each shop's metrics for the snapshot, until its smoothing is known.
-        let mut explained: HashMap<i64, serde_json::Map<String, serde_json::Value>> =
-            HashMap::new();
+        // Each shop's metrics for the snapshot (JSON members), until its smoothing is known.
+        let mut explained: HashMap<i64, String> = HashMap::new();
         // Percent rank of every metric among the category's shops that have it.
         let mut metric_points: HashMap<(i64, usize), MetricPoints> = HashMap::new();
         for (i, &(_, _, higher)) in METRICS.iter().enumerate() {
@@ -766,15 +767,22 @@ pub fn compute(
             let inp = input(id);
             let mut dims_sum = [0.0f64; 3];
             let mut dims_n = [0usize; 3];
-            let metrics = explained.entry(id).or_default();
-            for (i, &(name, dim, _)) in METRICS.iter().enumerate() {
-                if let Some(&(v, num, den, rank, pts)) = metric_points.get(&(id, i)) {
-                    dims_sum[dim] += pts;
+            for (i, &(_, dim, _)) in METRICS.iter().enumerate() {
+                if let Some(p) = metric_points.get(&(id, i)) {
+                    dims_sum[dim] += p.4;
                     dims_n[dim] += 1;
-                    metrics.insert(
-                        name.into(),
-                        json!({"value": v, "num": num, "den": den, "rank": rank, "points": pts}),
-                    );
+                }
+            }
+            let metrics = explained.entry(id).or_default();
+            for &i in &by_name {
+                if let Some(&(v, num, den, rank, pts)) = metric_points.get(&(id, i)) {
+                    metrics.push_str(&format!(",\"{}\":{{\"value\":", METRICS[i].0));
+                    json_number(metrics, Some(v));
+                    for (key, x) in [("num", num), ("den", den), ("rank", rank), ("points", pts)] {
+                        metrics.push_str(&format!(",\"{key}\":"));
+                        json_number(metrics, Some(x));
+                    }
+                    metrics.push('}');
                 }
             }
             let dims = [0, 1, 2].map(|d| (dims_n[d] > 0).then(|| dims_sum[d] / dims_n[d] as f64));
@@ -821,18 +829,31 @@ pub fn compute(
                 }
                 s.tier = f::tier(s.score, r);
                 s.low_days = f::low_days(previous.get(id).copied().unwrap_or(0), s.score, r);
-                let mut m = explained.remove(id).unwrap_or_default();
-                m.insert(
-                    "_smoothing".into(),
-                    json!({"n": s.valid_orders, "m": r.smoothing_m, "category_mean": mean}),
-                );
-                s.metrics = serde_json::Value::Object(m).to_string();
+                let mut m = format!("{{\"_smoothing\":{{\"n\":{},\"m\":", s.valid_orders);
+                json_number(&mut m, Some(r.smoothing_m));
+                m.push_str(",\"category_mean\":");
+                json_number(&mut m, mean);
+                m.push('}');
+                m.push_str(&explained.remove(id).unwrap_or_default());
+                m.push('}');
+                s.metrics = m;
             }
         }
     }
     let mut v: Vec<Scored> = out.into_values().collect();
     v.sort_by_key(|s| s.shop_id);
     v
+}
+
+/// Writes a number as JSON (as serde_json would; `null` for none or a non-finite value).
+fn json_number(out: &mut String, x: Option<f64>) {
+    use std::fmt::Write;
+    match x.and_then(serde_json::Number::from_f64) {
+        Some(n) => {
+            let _ = write!(out, "{n}");
+        }
+        None => out.push_str("null"),
+    }
 }
 
 /// The recommended shops: per category the best `recommend_per_category` by score among
@@ -997,16 +1018,16 @@ pub fn score_day(
         ..Summary::default()
     };
     let fault = crash_after();
+    // The shops a run before this one (killed midway, or finished) already wrote: read once,
+    // since only the lease holder writes day D (the unique key backs that up).
+    let existing: HashSet<i64> = snap::table
+        .filter(snap::day.eq(&day_s))
+        .select(snap::shop_id)
+        .load::<i64>(conn)?
+        .into_iter()
+        .collect();
     for (batch_no, batch) in scored.chunks(settings.dsr_batch).enumerate() {
-        let ids: Vec<i64> = batch.iter().map(|s| s.shop_id).collect();
         let (written, cleared, emails) = write_tx(conn, |c| {
-            let existing: HashSet<i64> = snap::table
-                .filter(snap::day.eq(&day_s))
-                .filter(snap::shop_id.eq_any(&ids))
-                .select(snap::shop_id)
-                .load::<i64>(c)?
-                .into_iter()
-                .collect();
             let fresh: Vec<&Scored> = batch
                 .iter()
                 .filter(|s| !existing.contains(&s.shop_id))
