@@ -8,6 +8,12 @@
 //! formulas run in memory; snapshots are written in batches, each
 //! in one transaction with the consequences of its rows (tier-change emails, clearance).
 //!
+//! The nightly run carries yesterday's sums on where it can: each snapshot keeps the running
+//! sums behind it ([`Sums`]), and when yesterday's run is complete, the ratings pass and the
+//! lagged refunds and complaints read only what changed on D (ratings given, refunds asked
+//! for or rejected, complaints made or ruled, orders coming into or leaving a window) and add
+//! it to yesterday's, aged by a day; otherwise a full pass. The orders pass is always full.
+//!
 //! Idempotent and resumable: a row that exists for (shop, D) is never written again and its
 //! consequences never repeated, so a second run, or a run resumed after a crash, leaves the
 //! same rows and sends nothing twice. The `job_runs` lease on ("dsr.score", D) makes one node
@@ -72,7 +78,8 @@ pub struct Summary {
     pub cleared: usize,
     pub emails: usize,
     pub recommended: usize,
-    /// The ratings' sums were carried on from yesterday's (not a full pass over the window).
+    /// The ratings' and the lagged window's sums were carried on from yesterday's (not a full
+    /// pass over those windows).
     pub carried: bool,
 }
 
@@ -88,7 +95,7 @@ impl std::fmt::Display for Summary {
             self.emails,
             self.recommended,
             if self.carried {
-                "ratings carried on from yesterday's sums"
+                "ratings, refunds and complaints carried on from yesterday's sums"
             } else {
                 "full pass"
             }
@@ -248,6 +255,12 @@ struct OrdersRow {
 }
 
 #[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+#[derive(QueryableByName)]
 struct MedianRow {
     #[diesel(sql_type = BigInt)]
     shop_id: i64,
@@ -267,6 +280,12 @@ struct LaggedRow {
     complaint: f64,
     #[diesel(sql_type = Double)]
     fault: f64,
+    #[diesel(sql_type = BigInt)]
+    nq: i64,
+    #[diesel(sql_type = BigInt)]
+    nc: i64,
+    #[diesel(sql_type = BigInt)]
+    nf: i64,
 }
 
 fn load<T>(conn: &mut DbConn, sql: &str) -> Result<Vec<T>, AppError>
@@ -309,6 +328,8 @@ pub struct Inputs {
     pub dsr_sums: [i64; 4],
     /// How many bad reviews `bad_reviews` weighs.
     pub bad_count: i64,
+    /// How many orders `quality`, `complaints` and `at_fault` weigh.
+    pub lag_counts: [i64; 3],
 }
 
 impl Inputs {
@@ -322,7 +343,20 @@ impl Inputs {
             l,
             bad: self.bad_reviews,
             nb: self.bad_count,
+            q: self.quality,
+            c: self.complaints,
+            f: self.at_fault,
+            nq: self.lag_counts[0],
+            nc: self.lag_counts[1],
+            nf: self.lag_counts[2],
         }
+    }
+
+    /// Takes over the lagged window's weighted sums and their counts (none weighs exactly 0).
+    fn set_lagged(&mut self, sums: [f64; 3], counts: [i64; 3]) {
+        let [q, c, f] = [0, 1, 2].map(|k| if counts[k] > 0 { sums[k] } else { 0.0 });
+        (self.quality, self.complaints, self.at_fault) = (q, c, f);
+        self.lag_counts = counts;
     }
 
     /// Takes over the ratings' sums (the DSR means follow from them; no bad review left
@@ -341,8 +375,10 @@ impl Inputs {
 
 /// The running sums behind a snapshot, kept with it (`dsr_snapshots.sums`, JSON) so that the
 /// next day's run adds that day's changes instead of reading the whole window again: the
-/// counted ratings of the DSR window and their star totals (whole numbers, exact), and the
-/// recency-weighted bad reviews of the window.
+/// counted ratings of the DSR window and their star totals (whole numbers, exact), the
+/// recency-weighted bad reviews of the window, and the lagged window's recency-weighted
+/// orders with a quality refund, a complaint, a merchant-at-fault ruling; each weighted sum
+/// with how many it weighs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sums {
     pub n: i64,
@@ -351,6 +387,12 @@ pub struct Sums {
     pub l: i64,
     pub bad: f64,
     pub nb: i64,
+    pub q: f64,
+    pub c: f64,
+    pub f: f64,
+    pub nq: i64,
+    pub nc: i64,
+    pub nf: i64,
 }
 
 impl Inputs {
@@ -631,43 +673,169 @@ fn gather(
         e.time_num = row.time_num;
     }
 
-    // 3. The lagged window's numerators, from the (few) refunds and complaints (CROSS JOIN
-    //    keeps SQLite from driving the join from the many orders instead): orders paid
+    // 3. The lagged window's numerators, from the (few) refunds and complaints: orders paid
     //    T-15 … T-104 with a quality refund, a complaint, a merchant-at-fault ruling, as known
-    //    at the end of D.
-    let lagged = format!(
-        "o.paid_at >= {start} AND o.paid_at < {stop} AND o.total_fen >= {min}",
-        start = since(lag_to + 1),
-        stop = since(lag_from),
-        min = r.valid_order_min_fen,
-    );
+    //    at the end of D (a refund rejected after D still counts on D; a ruling counts from
+    //    the instant it was made). The events as one list of (order, kind, and per instant
+    //    whether it counts and whether at fault), joined with their orders once (CROSS JOIN
+    //    keeps SQLite from driving the join from the many orders instead): per order whether
+    //    it had any of each kind.
+    let events = |ends: &[(&str, &str)], only: &str| {
+        let mut refund = String::new();
+        let mut complaint = String::new();
+        for (tag, at) in ends {
+            refund.push_str(&format!(
+                ", CASE WHEN requested_at < {at} AND NOT (status = 'rejected' AND decided_at < {at}) \
+                   THEN 1 ELSE 0 END AS n{tag}, 0 AS f{tag}"
+            ));
+            complaint.push_str(&format!(
+                ", CASE WHEN created_at < {at} THEN 1 ELSE 0 END, \
+                   CASE WHEN created_at < {at} AND merchant_at_fault = TRUE AND ruled_at < {at} \
+                   THEN 1 ELSE 0 END"
+            ));
+        }
+        format!(
+            "SELECT order_id, 0 AS kind{refund} FROM refunds \
+               WHERE reason_category = 'quality' AND requested_at < {end}{only} \
+             UNION ALL \
+             SELECT order_id, 1{complaint} FROM complaints \
+               WHERE order_id IS NOT NULL AND created_at < {end}{only}"
+        )
+    };
+    // Per order: whether any event of a kind counts at the instant tagged `t`.
+    let any = |t: &str| {
+        format!(
+            "MAX(CASE WHEN e.kind = 0 THEN e.n{t} ELSE 0 END) AS q{t}, \
+             MAX(CASE WHEN e.kind = 1 THEN e.n{t} ELSE 0 END) AS c{t}, \
+             MAX(CASE WHEN e.kind = 1 THEN e.f{t} ELSE 0 END) AS f{t}"
+        )
+    };
     let oage = age(b, "o.paid_at", end_t);
-    // The refunds and complaints that count, as one list of (order, kind, at fault), then
-    // joined with their orders once: per order whether it had any of each kind.
-    let sql = format!(
-        "SELECT g.shop_id AS shop_id, \
-           CAST(SUM(g.quality * w.wt) AS DOUBLE PRECISION) AS quality, \
-           CAST(SUM(g.complaint * w.wt) AS DOUBLE PRECISION) AS complaint, \
-           CAST(SUM(g.fault * w.wt) AS DOUBLE PRECISION) AS fault \
-         FROM (SELECT o.shop_id AS shop_id, {oage} AS d, \
-                 COUNT(DISTINCT CASE WHEN e.kind = 0 THEN o.id END) AS quality, \
-                 COUNT(DISTINCT CASE WHEN e.kind = 1 THEN o.id END) AS complaint, \
-                 COUNT(DISTINCT CASE WHEN e.kind = 1 AND e.fault = 1 THEN o.id END) AS fault \
-               FROM (SELECT order_id, 0 AS kind, 0 AS fault FROM refunds \
-                     WHERE reason_category = 'quality' AND status <> 'rejected' AND requested_at < {end} \
-                     UNION ALL \
-                     SELECT order_id, 1, CASE WHEN merchant_at_fault = TRUE AND ruled_at < {end} THEN 1 ELSE 0 END \
-                     FROM complaints WHERE order_id IS NOT NULL AND created_at < {end}) e \
-               CROSS JOIN orders o \
-               WHERE o.id = e.order_id AND {lagged} \
-               GROUP BY o.shop_id, {oage}) g \
-         JOIN {w} w ON w.d = g.d GROUP BY g.shop_id",
+    let valid = format!(
+        "o.paid_at IS NOT NULL AND o.total_fen >= {}",
+        r.valid_order_min_fen
     );
-    for row in load::<LaggedRow>(conn, &sql)? {
-        let e = by_shop.entry(row.shop_id).or_default();
-        e.quality = row.quality;
-        e.complaints = row.complaint;
-        e.at_fault = row.fault;
+    if let Some(carry) = carry {
+        // With yesterday's sums: only the orders whose standing changed on D (a quality
+        // refund asked for or rejected, a complaint made or ruled on D; paid on the day that
+        // just came into the lagged window or just left it), each as (counted at the end of
+        // D, in the window now) minus (counted at the end of D - 1, in it then), weighted at
+        // today's age; yesterday's sums age by a day.
+        let from = since(1);
+        let on_d = |col: &str| format!("{col} >= {from} AND {col} < {end}");
+        let (came, left) = (
+            (since(lag_from + 1), since(lag_from)),
+            (since(lag_to + 2), since(lag_to + 1)),
+        );
+        let boundary = format!(
+            "SELECT id FROM orders WHERE (paid_at >= {} AND paid_at < {}) \
+               OR (paid_at >= {} AND paid_at < {})",
+            came.0, came.1, left.0, left.1,
+        );
+        // First the orders (a few per shop at most), then their events: named in the query,
+        // the planner looks each order up instead of scanning for a guessed many.
+        let sql = format!(
+            "SELECT order_id AS id FROM refunds WHERE reason_category = 'quality' \
+               AND (({req}) OR (status = 'rejected' AND {dec})) \
+             UNION SELECT order_id FROM complaints WHERE order_id IS NOT NULL \
+               AND (({made}) OR (merchant_at_fault = TRUE AND {ruled})) \
+             UNION SELECT order_id FROM refunds WHERE reason_category = 'quality' \
+               AND order_id IN ({boundary}) \
+             UNION SELECT order_id FROM complaints WHERE order_id IN ({boundary})",
+            req = on_d("requested_at"),
+            dec = on_d("decided_at"),
+            made = on_d("created_at"),
+            ruled = on_d("ruled_at"),
+        );
+        let ids: Vec<String> = load::<IdRow>(conn, &sql)?
+            .into_iter()
+            .map(|r| r.id.to_string())
+            .collect();
+        let only = format!(" AND order_id IN ({})", ids.join(", "));
+        let within = |shift: i64| {
+            format!(
+                "CASE WHEN {oage} >= {} AND {oage} <= {} THEN 1 ELSE 0 END",
+                lag_from + shift,
+                lag_to + shift
+            )
+        };
+        let diff = |k: &str| format!("p.i1 * p.{k}1 - p.i0 * p.{k}0");
+        let sql = format!(
+            "SELECT p.shop_id AS shop_id, \
+               CAST(SUM(({q}) * w.wt) AS DOUBLE PRECISION) AS quality, \
+               CAST(SUM(({c}) * w.wt) AS DOUBLE PRECISION) AS complaint, \
+               CAST(SUM(({f}) * w.wt) AS DOUBLE PRECISION) AS fault, \
+               CAST(SUM({q}) AS BIGINT) AS nq, CAST(SUM({c}) AS BIGINT) AS nc, \
+               CAST(SUM({f}) AS BIGINT) AS nf \
+             FROM (SELECT o.shop_id AS shop_id, {oage} AS d, {i1} AS i1, {i0} AS i0, {a1}, {a0} \
+                   FROM ({ev}) e CROSS JOIN orders o \
+                   WHERE o.id = e.order_id AND {valid} \
+                   GROUP BY o.id, o.shop_id, o.paid_at) p \
+             JOIN {w} w ON w.d = p.d GROUP BY p.shop_id",
+            q = diff("q"),
+            c = diff("c"),
+            f = diff("f"),
+            i1 = within(0),
+            i0 = within(1),
+            a1 = any("1"),
+            a0 = any("0"),
+            ev = events(&[("1", &end), ("0", &from)], &only),
+            w = weights(lag_to + 1, r),
+        );
+        let aged = f::decay(1, r.half_life_days);
+        let changes = if ids.is_empty() {
+            Vec::new()
+        } else {
+            load::<LaggedRow>(conn, &sql)?
+        };
+        let mut delta: HashMap<i64, LaggedRow> =
+            changes.into_iter().map(|row| (row.shop_id, row)).collect();
+        for (&shop, c) in carry {
+            let mut sums = [c.q * aged, c.c * aged, c.f * aged];
+            let mut counts = [c.nq, c.nc, c.nf];
+            if let Some(row) = delta.remove(&shop) {
+                sums = [
+                    sums[0] + row.quality,
+                    sums[1] + row.complaint,
+                    sums[2] + row.fault,
+                ];
+                counts = [counts[0] + row.nq, counts[1] + row.nc, counts[2] + row.nf];
+            }
+            by_shop.entry(shop).or_default().set_lagged(sums, counts);
+        }
+        for (shop, row) in delta {
+            by_shop.entry(shop).or_default().set_lagged(
+                [row.quality, row.complaint, row.fault],
+                [row.nq, row.nc, row.nf],
+            );
+        }
+    } else {
+        let lagged = format!(
+            "o.paid_at >= {start} AND o.paid_at < {stop}",
+            start = since(lag_to + 1),
+            stop = since(lag_from),
+        );
+        let sql = format!(
+            "SELECT g.shop_id AS shop_id, \
+               CAST(SUM(g.q1 * w.wt) AS DOUBLE PRECISION) AS quality, \
+               CAST(SUM(g.c1 * w.wt) AS DOUBLE PRECISION) AS complaint, \
+               CAST(SUM(g.f1 * w.wt) AS DOUBLE PRECISION) AS fault, \
+               CAST(SUM(g.q1) AS BIGINT) AS nq, CAST(SUM(g.c1) AS BIGINT) AS nc, \
+               CAST(SUM(g.f1) AS BIGINT) AS nf \
+             FROM (SELECT o.shop_id AS shop_id, {oage} AS d, {a1} \
+                   FROM ({ev}) e CROSS JOIN orders o \
+                   WHERE o.id = e.order_id AND {valid} AND {lagged} \
+                   GROUP BY o.id, o.shop_id, o.paid_at) g \
+             JOIN {w} w ON w.d = g.d GROUP BY g.shop_id",
+            a1 = any("1"),
+            ev = events(&[("1", &end)], ""),
+        );
+        for row in load::<LaggedRow>(conn, &sql)? {
+            by_shop.entry(row.shop_id).or_default().set_lagged(
+                [row.quality, row.complaint, row.fault],
+                [row.nq, row.nc, row.nf],
+            );
+        }
     }
 
     // 4. How long the shop took to decide the refund requests of the window: the median per

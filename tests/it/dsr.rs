@@ -768,14 +768,17 @@ fn refund_handling_time_is_the_median_of_the_decided_requests() {
     assert_eq!((den, rank), (Some(3.0), Some(1.0)));
 }
 
-/// The nightly run carries the ratings' sums on from yesterday's snapshot (the day's new
-/// ratings in, the day that left each window out); day after day that must give what a full
-/// pass over the window gives: the same counted ratings and star totals, the same weighted
-/// bad reviews to rounding, and so the same scores, ranks and tiers. Among them a shop whose
-/// only bad reviews age out of the window (its rate must be exactly 0 again, tied with the
-/// shops that never had one) and a buyer over the monthly cap.
+/// The nightly run carries the ratings' and the lagged window's sums on from yesterday's
+/// snapshot (the day's changes in, the day that left each window out); day after day that
+/// must give what a full pass over the windows gives: the same counted ratings and star
+/// totals, the same weighted bad reviews, quality refunds, complaints and at-fault rulings to
+/// rounding, and so the same scores, ranks and tiers. Among them a shop whose only bad
+/// reviews age out of the window (its rate must be exactly 0 again, tied with the shops that
+/// never had one), a buyer over the monthly cap, refunds rejected and complaints ruled on
+/// later days, and orders coming into and leaving the lagged window.
 #[test]
 fn carried_sums_match_a_full_pass_day_after_day() {
+    use haodian::db::schema::{complaints, refunds};
     use rand::{Rng, SeedableRng};
     let db = TestDb::new();
     let pool = open(&db);
@@ -810,6 +813,118 @@ fn carried_sums_match_a_full_pass_day_after_day() {
     for i in 0..5 {
         rated(c, last, buyers[2], (5, 5, 4), at("2026-10-03", i));
     }
+    // Orders with quality refunds (some rejected later) and complaints (some ruled the
+    // merchant's fault later), paid so that some come into the lagged window (paid 15 to 104
+    // days ago) and some leave it while the days are scored, with events on those days.
+    let mut lagged = 0;
+    for k in 0..60 {
+        let s = apparel[k % 4];
+        let buyer = buyers[k % 4];
+        let paid = if k % 2 == 0 {
+            at("2026-07-18", 0)
+        } else {
+            at("2026-10-14", 0)
+        } + Duration::hours(rng.gen_range(0..26 * 24));
+        let o = order(c, s, buyer, 9900, paid, Some(10), Some(30));
+        let t = paid + Duration::hours(rng.gen_range(48..40 * 24));
+        if rng.gen_bool(0.6) {
+            let rejected = rng
+                .gen_bool(0.4)
+                .then(|| t + Duration::hours(rng.gen_range(1..9 * 24)));
+            diesel::insert_into(refunds::table)
+                .values((
+                    refunds::order_id.eq(o),
+                    refunds::shop_id.eq(s),
+                    refunds::buyer_id.eq(buyer),
+                    refunds::kind.eq("refund_only"),
+                    refunds::reason.eq("quality"),
+                    refunds::reason_category.eq("quality"),
+                    refunds::amount_fen.eq(100i64),
+                    refunds::status.eq(if rejected.is_some() {
+                        "rejected"
+                    } else {
+                        "refunded"
+                    }),
+                    refunds::respond_by.eq(t + Duration::hours(48)),
+                    refunds::requested_at.eq(t),
+                    refunds::decided_at.eq(rejected.or(Some(t + Duration::hours(5)))),
+                ))
+                .execute(c)
+                .unwrap();
+            lagged += 1;
+        }
+        if rng.gen_bool(0.5) {
+            let ruled = rng
+                .gen_bool(0.5)
+                .then(|| t + Duration::hours(rng.gen_range(1..12 * 24)));
+            diesel::insert_into(complaints::table)
+                .values((
+                    complaints::shop_id.eq(s),
+                    complaints::buyer_id.eq(buyer),
+                    complaints::order_id.eq(Some(o)),
+                    complaints::reason.eq("quality"),
+                    complaints::body.eq("坏了"),
+                    complaints::status.eq(if ruled.is_some() { "ruled" } else { "open" }),
+                    complaints::merchant_at_fault.eq(ruled.map(|_| rng.gen_bool(0.7))),
+                    complaints::created_at.eq(t),
+                    complaints::ruled_at.eq(ruled),
+                ))
+                .execute(c)
+                .unwrap();
+            lagged += 1;
+        }
+    }
+    assert!(lagged > 30);
+    // And for certain, on orders in the lagged window all along: a quality refund rejected
+    // on 11-10 (counted until then) and a complaint ruled the merchant's fault on 11-15.
+    let o = order(
+        c,
+        apparel[0],
+        buyers[0],
+        9900,
+        at("2026-10-01", 3),
+        Some(10),
+        Some(30),
+    );
+    diesel::insert_into(refunds::table)
+        .values((
+            refunds::order_id.eq(o),
+            refunds::shop_id.eq(apparel[0]),
+            refunds::buyer_id.eq(buyers[0]),
+            refunds::kind.eq("refund_only"),
+            refunds::reason.eq("quality"),
+            refunds::reason_category.eq("quality"),
+            refunds::amount_fen.eq(100i64),
+            refunds::status.eq("rejected"),
+            refunds::respond_by.eq(at("2026-10-22", 0)),
+            refunds::requested_at.eq(at("2026-10-20", 0)),
+            refunds::decided_at.eq(Some(at("2026-11-10", 9))),
+        ))
+        .execute(c)
+        .unwrap();
+    let o = order(
+        c,
+        apparel[1],
+        buyers[1],
+        9900,
+        at("2026-10-01", 3),
+        Some(10),
+        Some(30),
+    );
+    diesel::insert_into(complaints::table)
+        .values((
+            complaints::shop_id.eq(apparel[1]),
+            complaints::buyer_id.eq(buyers[1]),
+            complaints::order_id.eq(Some(o)),
+            complaints::reason.eq("quality"),
+            complaints::body.eq("坏了"),
+            complaints::status.eq("ruled"),
+            complaints::merchant_at_fault.eq(Some(true)),
+            complaints::created_at.eq(at("2026-10-25", 0)),
+            complaints::ruled_at.eq(Some(at("2026-11-15", 9))),
+        ))
+        .execute(c)
+        .unwrap();
     // Enough valid orders for a score everywhere in apparel.
     for &s in &apparel {
         for i in 0..35 {
@@ -847,6 +962,24 @@ fn carried_sums_match_a_full_pass_day_after_day() {
         Some(0.0),
         "aged out: exactly nothing"
     );
+    // The lagged metrics are there to compare, and change from day to day.
+    let lag_of = |c: &mut DbConn, day: &str| -> Vec<Option<f64>> {
+        apparel
+            .iter()
+            .flat_map(|&s| {
+                let m: serde_json::Value =
+                    serde_json::from_str(&snap_of(c, s, day).metrics).unwrap();
+                ["quality_refund_rate", "complaint_rate", "at_fault_rate"]
+                    .map(|k| m[k]["num"].as_f64())
+            })
+            .collect()
+    };
+    let (early, late) = (lag_of(c, "2026-11-06"), lag_of(c, "2026-11-19"));
+    assert!(
+        early.iter().filter(|v| v.is_some_and(|v| v > 0.0)).count() >= 6,
+        "{early:?}"
+    );
+    assert_ne!(early, late);
 
     // Score three of those days again as full passes (yesterday's run forgotten, so there is
     // nothing to carry) and compare.
