@@ -203,6 +203,70 @@ fn rated(c: &mut DbConn, shop: i64, buyer: i64, stars: (i64, i64, i64), when: Na
     rate(c, o, stars, when);
 }
 
+/// A refund request on `order` (by its buyer) asked for at `requested` for a reason of
+/// `category`, `status` since `decided`.
+fn refund(
+    c: &mut DbConn,
+    order: i64,
+    category: &str,
+    status: &str,
+    requested: NaiveDateTime,
+    decided: Option<NaiveDateTime>,
+) {
+    use haodian::db::schema::refunds;
+    let (shop, buyer): (i64, i64) = orders::table
+        .find(order)
+        .select((orders::shop_id, orders::buyer_id))
+        .first(c)
+        .unwrap();
+    diesel::insert_into(refunds::table)
+        .values((
+            refunds::order_id.eq(order),
+            refunds::shop_id.eq(shop),
+            refunds::buyer_id.eq(buyer),
+            refunds::kind.eq("refund_only"),
+            refunds::reason.eq(category),
+            refunds::reason_category.eq(category),
+            refunds::amount_fen.eq(100i64),
+            refunds::status.eq(status),
+            refunds::respond_by.eq(requested + Duration::hours(48)),
+            refunds::requested_at.eq(requested),
+            refunds::decided_at.eq(decided),
+            refunds::completed_at.eq(decided.filter(|_| status == "refunded")),
+        ))
+        .execute(c)
+        .unwrap();
+}
+
+/// A complaint about `order` (by its buyer) made at `made`, ruled at `ruled` (at fault?).
+fn complaint(
+    c: &mut DbConn,
+    order: i64,
+    made: NaiveDateTime,
+    ruled: Option<(NaiveDateTime, bool)>,
+) {
+    use haodian::db::schema::complaints;
+    let (shop, buyer): (i64, i64) = orders::table
+        .find(order)
+        .select((orders::shop_id, orders::buyer_id))
+        .first(c)
+        .unwrap();
+    diesel::insert_into(complaints::table)
+        .values((
+            complaints::shop_id.eq(shop),
+            complaints::buyer_id.eq(buyer),
+            complaints::order_id.eq(Some(order)),
+            complaints::reason.eq("quality"),
+            complaints::body.eq("坏了"),
+            complaints::status.eq(if ruled.is_some() { "ruled" } else { "open" }),
+            complaints::merchant_at_fault.eq(ruled.map(|r| r.1)),
+            complaints::created_at.eq(made),
+            complaints::ruled_at.eq(ruled.map(|r| r.0)),
+        ))
+        .execute(c)
+        .unwrap();
+}
+
 #[derive(Debug, PartialEq, Queryable)]
 struct SnapRow {
     shop: i64,
@@ -694,7 +758,6 @@ fn scale_seed_makes_scorable_data() {
 
 #[test]
 fn refund_handling_time_is_the_median_of_the_decided_requests() {
-    use haodian::db::schema::refunds;
     let db = TestDb::new();
     let pool = open(&db);
     let c = &mut *pool.get().unwrap();
@@ -726,27 +789,12 @@ fn refund_handling_time_is_the_median_of_the_decided_requests() {
             Some(20),
         );
         let decided = hours.map(|h| requested + Duration::hours(h));
-        diesel::insert_into(refunds::table)
-            .values((
-                refunds::order_id.eq(o),
-                refunds::shop_id.eq(shop),
-                refunds::buyer_id.eq(buyer),
-                refunds::kind.eq("refund_only"),
-                refunds::reason.eq("changed_mind"),
-                refunds::reason_category.eq("other"),
-                refunds::amount_fen.eq(5000i64),
-                refunds::status.eq(if decided.is_some() {
-                    "refunded"
-                } else {
-                    "requested"
-                }),
-                refunds::respond_by.eq(requested + Duration::hours(48)),
-                refunds::requested_at.eq(requested),
-                refunds::decided_at.eq(decided),
-                refunds::completed_at.eq(decided),
-            ))
-            .execute(c)
-            .unwrap();
+        let status = if decided.is_some() {
+            "refunded"
+        } else {
+            "requested"
+        };
+        refund(c, o, "other", status, requested, decided);
     }
     assert!(matches!(
         run(&pool, &db, "2026-11-20"),
@@ -778,7 +826,6 @@ fn refund_handling_time_is_the_median_of_the_decided_requests() {
 /// later days, and orders coming into and leaving the lagged window.
 #[test]
 fn carried_sums_match_a_full_pass_day_after_day() {
-    use haodian::db::schema::{complaints, refunds};
     use rand::{Rng, SeedableRng};
     let db = TestDb::new();
     let pool = open(&db);
@@ -831,46 +878,26 @@ fn carried_sums_match_a_full_pass_day_after_day() {
             let rejected = rng
                 .gen_bool(0.4)
                 .then(|| t + Duration::hours(rng.gen_range(1..9 * 24)));
-            diesel::insert_into(refunds::table)
-                .values((
-                    refunds::order_id.eq(o),
-                    refunds::shop_id.eq(s),
-                    refunds::buyer_id.eq(buyer),
-                    refunds::kind.eq("refund_only"),
-                    refunds::reason.eq("quality"),
-                    refunds::reason_category.eq("quality"),
-                    refunds::amount_fen.eq(100i64),
-                    refunds::status.eq(if rejected.is_some() {
-                        "rejected"
-                    } else {
-                        "refunded"
-                    }),
-                    refunds::respond_by.eq(t + Duration::hours(48)),
-                    refunds::requested_at.eq(t),
-                    refunds::decided_at.eq(rejected.or(Some(t + Duration::hours(5)))),
-                ))
-                .execute(c)
-                .unwrap();
+            let status = if rejected.is_some() {
+                "rejected"
+            } else {
+                "refunded"
+            };
+            refund(
+                c,
+                o,
+                "quality",
+                status,
+                t,
+                rejected.or(Some(t + Duration::hours(5))),
+            );
             lagged += 1;
         }
         if rng.gen_bool(0.5) {
             let ruled = rng
                 .gen_bool(0.5)
                 .then(|| t + Duration::hours(rng.gen_range(1..12 * 24)));
-            diesel::insert_into(complaints::table)
-                .values((
-                    complaints::shop_id.eq(s),
-                    complaints::buyer_id.eq(buyer),
-                    complaints::order_id.eq(Some(o)),
-                    complaints::reason.eq("quality"),
-                    complaints::body.eq("坏了"),
-                    complaints::status.eq(if ruled.is_some() { "ruled" } else { "open" }),
-                    complaints::merchant_at_fault.eq(ruled.map(|_| rng.gen_bool(0.7))),
-                    complaints::created_at.eq(t),
-                    complaints::ruled_at.eq(ruled),
-                ))
-                .execute(c)
-                .unwrap();
+            complaint(c, o, t, ruled.map(|r| (r, rng.gen_bool(0.7))));
             lagged += 1;
         }
     }
@@ -886,22 +913,14 @@ fn carried_sums_match_a_full_pass_day_after_day() {
         Some(10),
         Some(30),
     );
-    diesel::insert_into(refunds::table)
-        .values((
-            refunds::order_id.eq(o),
-            refunds::shop_id.eq(apparel[0]),
-            refunds::buyer_id.eq(buyers[0]),
-            refunds::kind.eq("refund_only"),
-            refunds::reason.eq("quality"),
-            refunds::reason_category.eq("quality"),
-            refunds::amount_fen.eq(100i64),
-            refunds::status.eq("rejected"),
-            refunds::respond_by.eq(at("2026-10-22", 0)),
-            refunds::requested_at.eq(at("2026-10-20", 0)),
-            refunds::decided_at.eq(Some(at("2026-11-10", 9))),
-        ))
-        .execute(c)
-        .unwrap();
+    refund(
+        c,
+        o,
+        "quality",
+        "rejected",
+        at("2026-10-20", 0),
+        Some(at("2026-11-10", 9)),
+    );
     let o = order(
         c,
         apparel[1],
@@ -911,20 +930,7 @@ fn carried_sums_match_a_full_pass_day_after_day() {
         Some(10),
         Some(30),
     );
-    diesel::insert_into(complaints::table)
-        .values((
-            complaints::shop_id.eq(apparel[1]),
-            complaints::buyer_id.eq(buyers[1]),
-            complaints::order_id.eq(Some(o)),
-            complaints::reason.eq("quality"),
-            complaints::body.eq("坏了"),
-            complaints::status.eq("ruled"),
-            complaints::merchant_at_fault.eq(Some(true)),
-            complaints::created_at.eq(at("2026-10-25", 0)),
-            complaints::ruled_at.eq(Some(at("2026-11-15", 9))),
-        ))
-        .execute(c)
-        .unwrap();
+    complaint(c, o, at("2026-10-25", 0), Some((at("2026-11-15", 9), true)));
     // Enough valid orders for a score everywhere in apparel.
     for &s in &apparel {
         for i in 0..35 {
