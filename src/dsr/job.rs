@@ -1085,6 +1085,50 @@ struct NewSnapshot {
     sums: Option<String>,
 }
 
+/// PostgreSQL: a batch of snapshots as one `INSERT … SELECT FROM unnest(…)` with a column
+/// array per parameter (22 parameters for the batch, not 22 per row: parsing and binding the
+/// row-by-row `VALUES` of a 500-row batch took a third as long as inserting it).
+fn insert_unnested(pg: &mut diesel::PgConnection, rows: &[NewSnapshot]) -> QueryResult<usize> {
+    use diesel::sql_types::{Array, Nullable, Text, Timestamp};
+    let first = &rows[0];
+    let col = |f: fn(&NewSnapshot) -> Option<f64>| rows.iter().map(f).collect::<Vec<_>>();
+    let int = |f: fn(&NewSnapshot) -> i64| rows.iter().map(f).collect::<Vec<_>>();
+    diesel::sql_query(
+        "INSERT INTO dsr_snapshots (day, rule_version, created_at, shop_id, category_id, \
+           rating_count, valid_orders, low_days, described, service, logistics, described_vs, \
+           service_vs, logistics_vs, raw_score, score, product_points, logistics_points, \
+           service_points, metrics, tier, sums) \
+         SELECT $1, $2, $3, u.* FROM unnest($4::BIGINT[], $5::BIGINT[], $6::BIGINT[], \
+           $7::BIGINT[], $8::BIGINT[], $9::FLOAT8[], $10::FLOAT8[], $11::FLOAT8[], $12::FLOAT8[], \
+           $13::FLOAT8[], $14::FLOAT8[], $15::FLOAT8[], $16::FLOAT8[], $17::FLOAT8[], \
+           $18::FLOAT8[], $19::FLOAT8[], $20::TEXT[], $21::TEXT[], $22::TEXT[]) AS u \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Text, _>(&first.day)
+    .bind::<BigInt, _>(first.rule_version)
+    .bind::<Timestamp, _>(first.created_at)
+    .bind::<Array<BigInt>, _>(int(|r| r.shop_id))
+    .bind::<Array<BigInt>, _>(int(|r| r.category_id))
+    .bind::<Array<BigInt>, _>(int(|r| r.rating_count))
+    .bind::<Array<BigInt>, _>(int(|r| r.valid_orders))
+    .bind::<Array<BigInt>, _>(int(|r| r.low_days))
+    .bind::<Array<Nullable<Double>>, _>(col(|r| r.described))
+    .bind::<Array<Nullable<Double>>, _>(col(|r| r.service))
+    .bind::<Array<Nullable<Double>>, _>(col(|r| r.logistics))
+    .bind::<Array<Nullable<Double>>, _>(col(|r| r.described_vs))
+    .bind::<Array<Nullable<Double>>, _>(col(|r| r.service_vs))
+    .bind::<Array<Nullable<Double>>, _>(col(|r| r.logistics_vs))
+    .bind::<Array<Nullable<Double>>, _>(col(|r| r.raw_score))
+    .bind::<Array<Nullable<Double>>, _>(col(|r| r.score))
+    .bind::<Array<Nullable<Double>>, _>(col(|r| r.product_points))
+    .bind::<Array<Nullable<Double>>, _>(col(|r| r.logistics_points))
+    .bind::<Array<Nullable<Double>>, _>(col(|r| r.service_points))
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.metrics.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.tier.as_str()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.sums.as_deref()).collect::<Vec<_>>())
+    .execute(pg)
+}
+
 /// Test hook: the process exits right after committing this many batches (to prove resume).
 fn crash_after() -> Option<usize> {
     std::env::var("HAODIAN_FAULT_DSR_EXIT_AFTER_BATCHES")
@@ -1259,10 +1303,13 @@ pub fn score_day(
             }
             mail::enqueue_many(c, &mails)?;
             if !rows.is_empty() {
-                crate::per_backend!(c, |c| diesel::insert_into(snap::table)
-                    .values(&rows)
-                    .on_conflict_do_nothing()
-                    .execute(c))?;
+                match c {
+                    DbConn::Postgres(pg) => insert_unnested(pg, &rows)?,
+                    DbConn::Sqlite(lite) => diesel::insert_into(snap::table)
+                        .values(&rows)
+                        .on_conflict_do_nothing()
+                        .execute(lite)?,
+                };
             }
             Ok::<_, AppError>((rows.len(), cleared, emails))
         })?;
