@@ -315,62 +315,11 @@ pub struct Inputs {
     pub delivered: f64,
     pub time_num: f64,
     pub time_den: f64,
-    pub bad_reviews: f64,
     pub lag_den: f64,
-    pub quality: f64,
-    pub complaints: f64,
-    pub at_fault: f64,
     /// (median hours to decide a refund request, requests decided)
     pub refund_hours: Option<(f64, i64)>,
-    /// (counted ratings, as described, service, logistics): the means of [`Inputs::dsr_sums`].
-    pub dsr: Option<(i64, f64, f64, f64)>,
-    /// Counted ratings of the DSR window and their star totals per dimension.
-    pub dsr_sums: [i64; 4],
-    /// How many bad reviews `bad_reviews` weighs.
-    pub bad_count: i64,
-    /// How many orders `quality`, `complaints` and `at_fault` weigh.
-    pub lag_counts: [i64; 3],
-}
-
-impl Inputs {
-    /// The running sums a snapshot keeps for the next day's run.
-    pub fn sums(&self) -> Sums {
-        let [n, d, s, l] = self.dsr_sums;
-        Sums {
-            n,
-            d,
-            s,
-            l,
-            bad: self.bad_reviews,
-            nb: self.bad_count,
-            q: self.quality,
-            c: self.complaints,
-            f: self.at_fault,
-            nq: self.lag_counts[0],
-            nc: self.lag_counts[1],
-            nf: self.lag_counts[2],
-        }
-    }
-
-    /// Takes over the lagged window's weighted sums and their counts (none weighs exactly 0).
-    fn set_lagged(&mut self, sums: [f64; 3], counts: [i64; 3]) {
-        let [q, c, f] = [0, 1, 2].map(|k| if counts[k] > 0 { sums[k] } else { 0.0 });
-        (self.quality, self.complaints, self.at_fault) = (q, c, f);
-        self.lag_counts = counts;
-    }
-
-    /// Takes over the ratings' sums (the DSR means follow from them; no bad review left
-    /// weighs exactly nothing, not a rounding residue).
-    fn set_ratings(&mut self, sums: [i64; 4], bad: f64, bad_count: i64) {
-        self.dsr_sums = sums;
-        self.bad_reviews = if bad_count > 0 { bad } else { 0.0 };
-        self.bad_count = bad_count;
-        let [n, d, s, l] = sums;
-        self.dsr = (n > 0).then(|| {
-            let k = n as f64;
-            (n, d as f64 / k, s as f64 / k, l as f64 / k)
-        });
-    }
+    /// The ratings' and the lagged window's sums (the ones a snapshot keeps).
+    pub sums: Sums,
 }
 
 /// The running sums behind a snapshot, kept with it (`dsr_snapshots.sums`, JSON) so that the
@@ -395,17 +344,53 @@ pub struct Sums {
     pub nf: i64,
 }
 
+impl Sums {
+    /// Yesterday's sums as they stand a day later: each recency weight times `aged`.
+    fn aged(self, aged: f64) -> Sums {
+        Sums {
+            bad: self.bad * aged,
+            q: self.q * aged,
+            c: self.c * aged,
+            f: self.f * aged,
+            ..self
+        }
+    }
+
+    /// A weighted sum that weighs nothing is exactly 0, not a rounding residue.
+    fn settle(&mut self) {
+        for (sum, count) in [
+            (&mut self.bad, self.nb),
+            (&mut self.q, self.nq),
+            (&mut self.c, self.nc),
+            (&mut self.f, self.nf),
+        ] {
+            if count == 0 {
+                *sum = 0.0;
+            }
+        }
+    }
+}
+
 impl Inputs {
+    /// (counted ratings, as described, service, logistics): the DSR means, if any rating counts.
+    pub fn dsr(&self) -> Option<(i64, f64, f64, f64)> {
+        let Sums { n, d, s, l, .. } = self.sums;
+        (n > 0).then(|| {
+            let k = n as f64;
+            (n, d as f64 / k, s as f64 / k, l as f64 / k)
+        })
+    }
+
     /// (value, numerator, denominator) of metric `i` of [`METRICS`]; `None` without data.
     pub fn metric(&self, i: usize) -> Option<(f64, f64, f64)> {
         let rate = |num: f64, den: f64| (den > 0.0).then(|| (num / den, num, den));
         match i {
-            0 => rate(self.bad_reviews, self.delivered),
-            1 => rate(self.quality, self.lag_den),
+            0 => rate(self.sums.bad, self.delivered),
+            1 => rate(self.sums.q, self.lag_den),
             2 => rate(self.ship_num, self.ship_den),
             3 => rate(self.time_num, self.time_den),
-            4 => rate(self.complaints, self.lag_den),
-            5 => rate(self.at_fault, self.lag_den),
+            4 => rate(self.sums.c, self.lag_den),
+            5 => rate(self.sums.f, self.lag_den),
             6 => self
                 .refund_hours
                 .filter(|h| h.1 > 0)
@@ -469,6 +454,24 @@ fn carried(
     Ok(complete.then_some(carry))
 }
 
+/// Adds the ratings pass's rows (a shop's sums, or their change on D) to the shops' sums.
+fn add_ratings(by_shop: &mut HashMap<i64, Inputs>, rows: Vec<RatingsRow>) {
+    for row in rows {
+        let s = &mut by_shop.entry(row.shop_id).or_default().sums;
+        (s.n, s.d, s.s, s.l) = (s.n + row.n, s.d + row.d, s.s + row.s, s.l + row.l);
+        (s.bad, s.nb) = (s.bad + row.bad, s.nb + row.nb);
+    }
+}
+
+/// Adds the lagged pass's rows (a shop's sums, or their change on D) to the shops' sums.
+fn add_lagged(by_shop: &mut HashMap<i64, Inputs>, rows: Vec<LaggedRow>) {
+    for row in rows {
+        let s = &mut by_shop.entry(row.shop_id).or_default().sums;
+        (s.q, s.c, s.f) = (s.q + row.quality, s.c + row.complaint, s.f + row.fault);
+        (s.nq, s.nc, s.nf) = (s.nq + row.nq, s.nc + row.nc, s.nf + row.nf);
+    }
+}
+
 fn gather(
     conn: &mut DbConn,
     tz: chrono_tz::Tz,
@@ -483,7 +486,13 @@ fn gather(
     let window = r.window_days;
     let (lag_from, lag_to) = (r.lag_from_days, r.lag_to_days);
     let w = weights(lag_to.max(window - 1), r);
+    // Carrying on, every shop starts from yesterday's sums a day older; the passes below add
+    // the day's changes to them (or, in a full pass, everything, to zero).
     let mut by_shop: HashMap<i64, Inputs> = HashMap::new();
+    let aged = f::decay(1, r.half_life_days);
+    for (&shop, c) in carry.into_iter().flatten() {
+        by_shop.entry(shop).or_default().sums = c.aged(aged);
+    }
 
     // Each row's age in days (and durations) is worked out once in the innermost subquery (on
     // SQLite `LIMIT -1` keeps it from being flattened into the aggregate, which would evaluate
@@ -504,10 +513,7 @@ fn gather(
     //    those of the day that just left each window go out, and yesterday's weighted sum
     //    ages by a day (times 0.5^(1 / half-life)). Without them, one pass over the window.
     let (dsr_start, bad_start) = (since(r.dsr_window_days), since(window));
-    let stars = |col: &str, counted: &str| {
-        format!("CAST(SUM(CASE WHEN {counted} THEN x.{col} ELSE 0 END) AS BIGINT)")
-    };
-    if let Some(carry) = carry {
+    if carry.is_some() {
         // The first instant of day D - k (k = a window's length: the day that just left it).
         let gone = |k: i64| since(k + 1);
         let day_of =
@@ -542,38 +548,15 @@ fn gather(
             gone_dsr = day_of(&dsr_in, &dsr_out),
             gone_bad = day_of(&bad_in, &bad_out),
         );
-        let aged = f::decay(1, r.half_life_days);
-        let mut delta: HashMap<i64, RatingsRow> = load::<RatingsRow>(conn, &sql)?
-            .into_iter()
-            .map(|row| (row.shop_id, row))
-            .collect();
-        for (&shop, c) in carry {
-            let (mut sums, mut bad, mut nb) = ([c.n, c.d, c.s, c.l], c.bad * aged, c.nb);
-            if let Some(row) = delta.remove(&shop) {
-                sums = [
-                    sums[0] + row.n,
-                    sums[1] + row.d,
-                    sums[2] + row.s,
-                    sums[3] + row.l,
-                ];
-                bad += row.bad;
-                nb += row.nb;
-            }
-            by_shop.entry(shop).or_default().set_ratings(sums, bad, nb);
-        }
-        for (shop, row) in delta {
-            by_shop.entry(shop).or_default().set_ratings(
-                [row.n, row.d, row.s, row.l],
-                row.bad,
-                row.nb,
-            );
-        }
+        add_ratings(&mut by_shop, load::<RatingsRow>(conn, &sql)?);
     } else {
         let first = since(r.dsr_window_days.max(window));
         let counted = format!(
             "x.created_at >= {dsr_start} AND x.seq <= {}",
             r.dsr_monthly_cap
         );
+        let stars =
+            |col: &str| format!("CAST(SUM(CASE WHEN {counted} THEN x.{col} ELSE 0 END) AS BIGINT)");
         let sql = format!(
             "SELECT x.shop_id AS shop_id, \
                CAST(SUM(CASE WHEN {counted} THEN 1 ELSE 0 END) AS BIGINT) AS n, \
@@ -586,17 +569,11 @@ fn gather(
              LEFT JOIN {w} w ON w.d = x.bd GROUP BY x.shop_id",
             age = age(b, "created_at", end_t),
             max = r.bad_review_max_stars,
-            d = stars("described", &counted),
-            s = stars("service", &counted),
-            l = stars("logistics", &counted),
+            d = stars("described"),
+            s = stars("service"),
+            l = stars("logistics"),
         );
-        for row in load::<RatingsRow>(conn, &sql)? {
-            by_shop.entry(row.shop_id).or_default().set_ratings(
-                [row.n, row.d, row.s, row.l],
-                row.bad,
-                row.nb,
-            );
-        }
+        add_ratings(&mut by_shop, load::<RatingsRow>(conn, &sql)?);
     }
 
     // 2. One pass over the orders, for two sets of them:
@@ -715,7 +692,7 @@ fn gather(
         "o.paid_at IS NOT NULL AND o.total_fen >= {}",
         r.valid_order_min_fen
     );
-    if let Some(carry) = carry {
+    if carry.is_some() {
         // With yesterday's sums: only the orders whose standing changed on D (a quality
         // refund asked for or rejected, a complaint made or ruled on D; paid on the day that
         // just came into the lagged window or just left it), each as (counted at the end of
@@ -782,32 +759,8 @@ fn gather(
             ev = events(&[("1", &end), ("0", &from)], &only),
             w = weights(lag_to + 1, r),
         );
-        let aged = f::decay(1, r.half_life_days);
-        let changes = if ids.is_empty() {
-            Vec::new()
-        } else {
-            load::<LaggedRow>(conn, &sql)?
-        };
-        let mut delta: HashMap<i64, LaggedRow> =
-            changes.into_iter().map(|row| (row.shop_id, row)).collect();
-        for (&shop, c) in carry {
-            let mut sums = [c.q * aged, c.c * aged, c.f * aged];
-            let mut counts = [c.nq, c.nc, c.nf];
-            if let Some(row) = delta.remove(&shop) {
-                sums = [
-                    sums[0] + row.quality,
-                    sums[1] + row.complaint,
-                    sums[2] + row.fault,
-                ];
-                counts = [counts[0] + row.nq, counts[1] + row.nc, counts[2] + row.nf];
-            }
-            by_shop.entry(shop).or_default().set_lagged(sums, counts);
-        }
-        for (shop, row) in delta {
-            by_shop.entry(shop).or_default().set_lagged(
-                [row.quality, row.complaint, row.fault],
-                [row.nq, row.nc, row.nf],
-            );
+        if !ids.is_empty() {
+            add_lagged(&mut by_shop, load::<LaggedRow>(conn, &sql)?);
         }
     } else {
         let lagged = format!(
@@ -830,12 +783,7 @@ fn gather(
             a1 = any("1"),
             ev = events(&[("1", &end)], ""),
         );
-        for row in load::<LaggedRow>(conn, &sql)? {
-            by_shop.entry(row.shop_id).or_default().set_lagged(
-                [row.quality, row.complaint, row.fault],
-                [row.nq, row.nc, row.nf],
-            );
-        }
+        add_lagged(&mut by_shop, load::<LaggedRow>(conn, &sql)?);
     }
 
     // 4. How long the shop took to decide the refund requests of the window: the median per
@@ -856,6 +804,9 @@ fn gather(
     );
     for row in load::<MedianRow>(conn, &sql)? {
         by_shop.entry(row.shop_id).or_default().refund_hours = Some((row.median, row.n));
+    }
+    for e in by_shop.values_mut() {
+        e.sums.settle();
     }
     Ok(by_shop)
 }
@@ -911,7 +862,7 @@ pub fn compute(
         let peers: [Option<f::Peers>; 3] = [0, 1, 2].map(|k| {
             let values: Vec<f64> = ids
                 .iter()
-                .filter_map(|&id| input(id).dsr.map(|d| [d.1, d.2, d.3][k]))
+                .filter_map(|&id| input(id).dsr().map(|d| [d.1, d.2, d.3][k]))
                 .collect();
             f::Peers::of(&values)
         });
@@ -955,14 +906,15 @@ pub fn compute(
             }
             let dims = [0, 1, 2].map(|d| (dims_n[d] > 0).then(|| dims_sum[d] / dims_n[d] as f64));
             let raw = (inp.valid_orders > 0).then(|| f::weighted_score(dims, r));
-            let dsr = [0, 1, 2].map(|k| inp.dsr.map(|d| [d.1, d.2, d.3][k]));
+            let means = inp.dsr();
+            let dsr = [0, 1, 2].map(|k| means.map(|d| [d.1, d.2, d.3][k]));
             let dsr_vs = [0, 1, 2].map(|k| dsr[k].and_then(|v| peers[k]?.vs(v)));
             out.insert(
                 id,
                 Scored {
                     shop_id: id,
                     category_id: cat,
-                    rating_count: inp.dsr.map(|d| d.0).unwrap_or(0),
+                    rating_count: inp.sums.n,
                     dsr,
                     dsr_vs,
                     valid_orders: inp.valid_orders,
@@ -973,7 +925,7 @@ pub fn compute(
                     tier: "unrated",
                     low_days: 0,
                     recent_orders: inp.recent_orders,
-                    sums: serde_json::to_string(&inp.sums()).unwrap_or_default(),
+                    sums: serde_json::to_string(&inp.sums).unwrap_or_default(),
                 },
             );
         }
@@ -1397,7 +1349,11 @@ mod tests {
             valid_orders: valid,
             recent_orders: valid,
             delivered,
-            bad_reviews: bad,
+            sums: Sums {
+                bad,
+                nb: 1,
+                ..Sums::default()
+            },
             ..Inputs::default()
         }
     }
